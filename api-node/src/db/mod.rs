@@ -1,0 +1,44 @@
+//! PostgreSQL: the pool, and one module of queries per table.
+
+pub mod login_failures;
+pub mod migrate;
+pub mod task_events;
+pub mod tasks;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+/// A pool whose every wait is bounded by `timeout`, so an unreachable
+/// database answers 503 quickly instead of hanging requests.
+pub fn pool(url: &str, size: usize, timeout: Duration) -> anyhow::Result<Pool> {
+    let mut config = tokio_postgres::Config::from_str(url)?;
+    config.connect_timeout(timeout);
+    config.application_name("api-node");
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        // Fast recycling checks only that the connection is open: a verify
+        // round trip on every checkout would double the cost of short queries.
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
+        .runtime(Runtime::Tokio1)
+        .build()?)
+}
+
+/// Whether `err` is a violation of the named constraint.
+pub fn violates(err: &tokio_postgres::Error, constraint: &str) -> bool {
+    err.as_db_error()
+        .and_then(|db| db.constraint())
+        .is_some_and(|name| name == constraint)
+}

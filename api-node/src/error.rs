@@ -1,0 +1,160 @@
+//! The api-node's one error type, mapped once to the contract's responses.
+//! Database and internal details are logged here and never sent.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use shared::error_body::{ErrorBody, FieldError};
+use tracing::{error, warn};
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// One or more invalid fields; all of them are listed.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// The body is empty, not JSON, or not an object.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(&'static str),
+    /// No, bad, expired or revoked token; or wrong credentials.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// No such route, or no such task of the caller's.
+    #[error("not found")]
+    NotFound(&'static str),
+    /// Known path, wrong method; carries the `Allow` header's value.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// The email belongs to another user.
+    #[error("email taken")]
+    EmailTaken,
+    /// `If-Match` named a version the task is no longer at.
+    #[error("version mismatch")]
+    VersionMismatch,
+    /// Body over the limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// A body whose content type is not JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// Too many failed logins; retry after this many seconds.
+    #[error("rate limited")]
+    RateLimited(u64),
+    /// PostgreSQL cannot be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A validation error about one field.
+    pub fn field(field: &str, message: &str) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Validation(_) => (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"),
+            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "INVALID_JSON"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+            ApiError::EmailTaken => (StatusCode::CONFLICT, "EMAIL_TAKEN"),
+            ApiError::VersionMismatch => (StatusCode::PRECONDITION_FAILED, "VERSION_MISMATCH"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE")
+            }
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::Validation(fields) => fields
+                .iter()
+                .map(|f| format!("{} {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            ApiError::InvalidJson(why) => (*why).to_owned(),
+            ApiError::Unauthorized(why) => (*why).to_owned(),
+            ApiError::NotFound(what) => format!("{what} not found"),
+            ApiError::MethodNotAllowed(allow) => format!("method not allowed; use {allow}"),
+            ApiError::EmailTaken => "email is already in use".to_owned(),
+            ApiError::VersionMismatch => "the task has changed since that version".to_owned(),
+            ApiError::PayloadTooLarge => "request body is over 64 KiB".to_owned(),
+            ApiError::UnsupportedMediaType => "Content-Type must be application/json".to_owned(),
+            ApiError::RateLimited(secs) => format!("too many attempts; retry in {secs} s"),
+            ApiError::Unavailable(_) => "the service is temporarily unavailable".to_owned(),
+            ApiError::Internal(_) => "internal error".to_owned(),
+        }
+    }
+
+    /// The response the client sees.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        match &self {
+            ApiError::Internal(err) => error!(error = ?err, "internal error"),
+            ApiError::Unavailable(why) => warn!(why, "dependency unavailable"),
+            _ => {}
+        }
+        let (status, code) = self.status_and_code();
+        let message = self.message();
+        let details = match &self {
+            ApiError::Validation(fields) => Some(fields.as_slice()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            status_code: status.as_u16(),
+            error: status.canonical_reason().unwrap_or("Error"),
+            code,
+            message: &message,
+            details,
+        }
+        .to_json();
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        match self {
+            ApiError::MethodNotAllowed(allow) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::RateLimited(secs) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            ApiError::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        // A database error (constraint, syntax) is a bug or a race the call
+        // site did not handle; anything else means the connection is gone.
+        if err.as_db_error().is_some() {
+            ApiError::Internal(err.into())
+        } else {
+            ApiError::Unavailable(err.to_string())
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        match err {
+            deadpool_postgres::PoolError::Backend(err) => err.into(),
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The caller's tasks.
+
+use http::{header, Request, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{authenticate, no_query};
+use crate::cache::Cached;
+use crate::db::tasks;
+use crate::domain::list_query::ListQuery;
+use crate::domain::task_input::{NewTask, TaskPatch};
+use crate::error::ApiError;
+use crate::metrics::CACHE_LOOKUPS;
+use crate::models::Task;
+use crate::state::AppState;
+use crate::task_writes;
+use crate::web::{self, Resp};
+
+/// A task id from the path: a hyphenated UUID, in any case.
+fn task_id(raw: &str) -> Result<Uuid, ApiError> {
+    match Uuid::try_parse(raw) {
+        Ok(id) if raw.len() == 36 => Ok(id),
+        _ => Err(ApiError::field("id", "must be a UUID")),
+    }
+}
+
+fn task_response(status: StatusCode, task: &Task) -> Resp {
+    web::with_etag(
+        web::json_bytes(status, task.to_json()),
+        i64::from(task.version),
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    tasks: Vec<Task>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/tasks` → 200 `{ tasks, nextCursor }`.
+pub async fn list(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let caller = authenticate(state, &req)?;
+    let query = ListQuery::parse(&web::query_pairs(&req))?;
+    let client = state.pool.get().await?;
+    let mut tasks = tasks::list(&client, caller.id, &query).await?;
+    let more = tasks.len() as i64 > query.limit;
+    tasks.truncate(query.limit as usize);
+    let next_cursor = match tasks.last() {
+        Some(last) if more => Some(query.cursor_after(last)),
+        _ => None,
+    };
+    Ok(web::json(StatusCode::OK, &Page { tasks, next_cursor }))
+}
+
+/// `GET /api/tasks/:id` → 200 Task, from the cache when it can.
+pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Result<Resp, ApiError> {
+    let caller = authenticate(state, &req)?;
+    let id = task_id(raw_id)?;
+    no_query(&req)?;
+    match state.cache.get(id).await {
+        Some(cached) => {
+            metrics::counter!(CACHE_LOOKUPS, "result" => "hit").increment(1);
+            let response = match cached {
+                Cached::Task {
+                    user_id,
+                    version,
+                    json,
+                } if user_id == caller.id => {
+                    web::with_etag(web::json_bytes(StatusCode::OK, json), version)
+                }
+                // Deleted, or someone else's: the same 404 as a missing task.
+                _ => ApiError::NotFound("task").into_response(),
+            };
+            Ok(web::with_header(
+                response,
+                header::HeaderName::from_static("x-cache"),
+                "HIT",
+            ))
+        }
+        None => {
+            metrics::counter!(CACHE_LOOKUPS, "result" => "miss").increment(1);
+            let client = state.pool.get().await?;
+            let task = tasks::get(&client, caller.id, id)
+                .await?
+                .ok_or(ApiError::NotFound("task"))?;
+            state.cache.fill(&task);
+            let response = task_response(StatusCode::OK, &task);
+            Ok(web::with_header(
+                response,
+                header::HeaderName::from_static("x-cache"),
+                "MISS",
+            ))
+        }
+    }
+}
+
+/// `POST /api/tasks` → 201 Task with `Location`.
+pub async fn create(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let caller = authenticate(state, &req)?;
+    no_query(&req)?;
+    let new = NewTask::parse(web::json_object(req).await?)?;
+    let task = task_writes::create(&state.pool, &state.publisher, caller.id, &new).await?;
+    let location = format!("/api/tasks/{}", task.id);
+    Ok(web::with_header(
+        task_response(StatusCode::CREATED, &task),
+        header::LOCATION,
+        &location,
+    ))
+}
+
+/// `PUT /api/tasks/:id` → 200 Task; `If-Match` honoured.
+pub async fn update(
+    state: &AppState,
+    req: Request<Incoming>,
+    raw_id: &str,
+) -> Result<Resp, ApiError> {
+    let caller = authenticate(state, &req)?;
+    let id = task_id(raw_id)?;
+    no_query(&req)?;
+    let precondition = web::if_match(req.headers())?;
+    let patch = TaskPatch::parse(web::json_object(req).await?)?;
+    let task = task_writes::update(
+        &state.pool,
+        &state.publisher,
+        caller.id,
+        id,
+        &patch,
+        precondition,
+    )
+    .await?;
+    Ok(task_response(StatusCode::OK, &task))
+}
+
+/// `DELETE /api/tasks/:id` → 204; `If-Match` honoured.
+pub async fn delete(
+    state: &AppState,
+    req: Request<Incoming>,
+    raw_id: &str,
+) -> Result<Resp, ApiError> {
+    let caller = authenticate(state, &req)?;
+    let id = task_id(raw_id)?;
+    no_query(&req)?;
+    let precondition = web::if_match(req.headers())?;
+    task_writes::delete(&state.pool, &state.publisher, caller.id, id, precondition).await?;
+    Ok(web::no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_are_hyphenated_uuids_in_any_case() {
+        let id = Uuid::new_v4();
+        assert_eq!(task_id(&id.to_string()).unwrap(), id);
+        assert_eq!(task_id(&id.to_string().to_uppercase()).unwrap(), id);
+        assert!(task_id(&id.simple().to_string()).is_err());
+        assert!(task_id("nope").is_err());
+    }
+}

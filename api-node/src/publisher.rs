@@ -1,0 +1,128 @@
+//! Putting committed events on Redis: one pipelined round trip per write
+//! that updates the cache, publishes on the owner's channel and appends to
+//! the owner's recent-event store. The same function serves the write path
+//! and the relay, so a republished event has exactly the same effects.
+
+use std::time::Duration;
+
+use shared::events::EventView;
+use shared::redis_keys::RedisKeys;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::cache::TaskCache;
+use crate::db::task_events::{self, OutboxEvent};
+use crate::redis_conn::RedisConn;
+
+/// How many recent events each user keeps for resuming with `since`.
+pub const RECENT_EVENTS: isize = 1000;
+/// How long an idle user's recent events are kept (the contract asks 24 h).
+const RECENT_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// Publishes events and remembers which ones made it.
+#[derive(Clone)]
+pub struct Publisher {
+    redis: RedisConn,
+    keys: RedisKeys,
+    cache: TaskCache,
+    /// Published events waiting to be marked in the outbox, in batches, off
+    /// the request path.
+    published: mpsc::UnboundedSender<(Uuid, i64)>,
+}
+
+impl Publisher {
+    /// A publisher, and the receiver that the marker task drains.
+    pub fn new(
+        redis: RedisConn,
+        keys: RedisKeys,
+        cache: TaskCache,
+    ) -> (Self, mpsc::UnboundedReceiver<(Uuid, i64)>) {
+        let (published, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                redis,
+                keys,
+                cache,
+                published,
+            },
+            rx,
+        )
+    }
+
+    /// Puts `events` on Redis in one round trip. `false` when Redis could
+    /// not take them: they stay unpublished in the outbox for the relay.
+    pub async fn publish(&self, events: &[OutboxEvent]) -> bool {
+        let mut pipe = redis::pipe();
+        for event in events {
+            self.add_event(&mut pipe, event);
+        }
+        match self.redis.run::<()>(&pipe).await {
+            Ok(()) => {
+                for event in events {
+                    let _ = self.published.send((event.user_id, event.seq));
+                }
+                metrics::counter!(crate::metrics::EVENTS_PUBLISHED).increment(events.len() as u64);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "publishing events failed; the relay will retry");
+                metrics::counter!(crate::metrics::EVENT_PUBLISH_FAILURES).increment(1);
+                false
+            }
+        }
+    }
+
+    fn add_event(&self, pipe: &mut redis::Pipeline, event: &OutboxEvent) {
+        match EventView::parse(&event.payload).and_then(|view| Ok((view.task_key()?, view))) {
+            Ok((key, view)) => match (view.kind, key.version) {
+                ("TASK_DELETED", _) => self.cache.add_tombstone(pipe, key.id),
+                (_, Some(version)) => {
+                    self.cache
+                        .add_task(pipe, key.id, version, event.user_id, view.task.get())
+                }
+                _ => tracing::error!(seq = event.seq, "BUG: event without a task version"),
+            },
+            Err(err) => {
+                tracing::error!(error = %err, seq = event.seq, "BUG: unreadable event in the outbox")
+            }
+        }
+        let recent = self.keys.user_recent_events(event.user_id);
+        pipe.publish(self.keys.user_events_channel(event.user_id), &event.payload)
+            .ignore()
+            .zadd(&recent, &event.payload, event.seq)
+            .ignore()
+            .zremrangebyrank(&recent, 0, -(RECENT_EVENTS + 1))
+            .ignore()
+            .expire(&recent, RECENT_TTL_SECS)
+            .ignore();
+    }
+}
+
+/// Marks published events in the outbox, a batch at a time, until the
+/// sender side is dropped.
+pub async fn run_marker(
+    pool: deadpool_postgres::Pool,
+    mut rx: mpsc::UnboundedReceiver<(Uuid, i64)>,
+) {
+    let mut batch = Vec::with_capacity(512);
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        // A short pause lets a burst of writes share one UPDATE.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let result = match pool.get().await {
+            Ok(client) => task_events::mark_published(&client, &batch).await,
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = result {
+            // Harmless: the relay will publish these again, and duplicates
+            // are dropped by seq downstream.
+            tracing::debug!(error = %err, "marking events published failed");
+        }
+        batch.clear();
+    }
+}

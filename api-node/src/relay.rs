@@ -1,0 +1,86 @@
+//! The outbox relay: republishes events that were committed but never made
+//! it to Redis (a node died between commit and publish, or Redis was down).
+//! Every api-node runs one; `FOR UPDATE SKIP LOCKED` lets them share the
+//! work, and a duplicate publish is harmless (receivers drop seen seqs).
+//! It also prunes old outbox rows and login failures.
+
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use tokio::sync::watch;
+
+use crate::db::{login_failures, task_events};
+use crate::error::ApiError;
+use crate::publisher::Publisher;
+
+/// Events handled per round.
+const BATCH: i64 = 500;
+/// Outbox rows are kept at least this long (the contract's 24 hours).
+const KEEP_EVENTS: Duration = Duration::from_secs(24 * 3600);
+/// How often housekeeping runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(300);
+
+/// Runs until `stop` fires.
+pub async fn run(
+    pool: Pool,
+    publisher: Publisher,
+    interval: Duration,
+    grace: Duration,
+    max_login_window: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    let mut last_prune = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        loop {
+            match relay_once(&pool, &publisher, grace).await {
+                Ok(n) if n == BATCH as usize => continue,
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::debug!(error = %err, "relay round failed");
+                    break;
+                }
+            }
+        }
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            last_prune = Instant::now();
+            if let Err(err) = prune(&pool, max_login_window).await {
+                tracing::debug!(error = %err, "pruning failed");
+            }
+        }
+    }
+}
+
+/// One batch: claim, publish, mark, commit. Returns how many were relayed.
+pub async fn relay_once(
+    pool: &Pool,
+    publisher: &Publisher,
+    grace: Duration,
+) -> Result<usize, ApiError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let events = task_events::claim_unpublished(&tx, grace, BATCH).await?;
+    if events.is_empty() {
+        return Ok(0);
+    }
+    if !publisher.publish(&events).await {
+        return Ok(0);
+    }
+    let keys: Vec<_> = events.iter().map(|e| (e.user_id, e.seq)).collect();
+    task_events::mark_published(&tx, &keys).await?;
+    tx.commit().await?;
+    metrics::counter!(crate::metrics::EVENTS_RELAYED).increment(events.len() as u64);
+    tracing::info!(count = events.len(), "relayed unpublished events");
+    Ok(events.len())
+}
+
+async fn prune(pool: &Pool, max_login_window: Duration) -> Result<(), ApiError> {
+    let client = pool.get().await?;
+    task_events::prune(&client, KEEP_EVENTS).await?;
+    login_failures::prune(&client, max_login_window.as_secs_f64()).await?;
+    Ok(())
+}

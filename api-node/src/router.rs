@@ -1,0 +1,130 @@
+//! The URL map, in one place. Resolving a path gives the route and the
+//! methods it allows, so a known path with a wrong method is a 405 with
+//! `Allow`, and an unknown path a 404.
+
+use http::Method;
+
+/// Every route the api-node serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /api/auth/register`
+    Register,
+    /// `POST /api/auth/login`
+    Login,
+    /// `POST /api/auth/logout`
+    Logout,
+    /// `GET | PUT /api/profile`
+    Profile,
+    /// `GET | POST /api/tasks`
+    Tasks,
+    /// `GET | PUT | DELETE /api/tasks/:id` (the id still unparsed).
+    Task(String),
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /readyz`
+    Readyz,
+    /// `GET /metrics`
+    Metrics,
+    /// `GET /openapi.json`
+    OpenApi,
+}
+
+impl Route {
+    /// The route for `path`, if any.
+    pub fn resolve(path: &str) -> Option<Route> {
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        Some(match path {
+            "/api/auth/register" => Route::Register,
+            "/api/auth/login" => Route::Login,
+            "/api/auth/logout" => Route::Logout,
+            "/api/profile" => Route::Profile,
+            "/api/tasks" => Route::Tasks,
+            "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            "/metrics" => Route::Metrics,
+            "/openapi.json" => Route::OpenApi,
+            _ => {
+                let id = path.strip_prefix("/api/tasks/")?;
+                if id.is_empty() || id.contains('/') {
+                    return None;
+                }
+                Route::Task(id.to_owned())
+            }
+        })
+    }
+
+    /// The `Allow` header value: the methods this route answers.
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Route::Register | Route::Login | Route::Logout => "POST",
+            Route::Profile => "GET, PUT",
+            Route::Tasks => "GET, POST",
+            Route::Task(_) => "GET, PUT, DELETE",
+            Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => "GET",
+        }
+    }
+
+    /// Whether `method` is one this route answers.
+    pub fn allows(&self, method: &Method) -> bool {
+        self.allow().split(", ").any(|m| m == method.as_str())
+    }
+
+    /// A label for metrics and logs with no ids in it, so series stay few.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::Register => "/api/auth/register",
+            Route::Login => "/api/auth/login",
+            Route::Logout => "/api/auth/logout",
+            Route::Profile => "/api/profile",
+            Route::Tasks => "/api/tasks",
+            Route::Task(_) => "/api/tasks/:id",
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::OpenApi => "/openapi.json",
+        }
+    }
+
+    /// Every route's label and allowed methods, for checking the OpenAPI
+    /// document against the router.
+    pub fn table() -> Vec<(&'static str, &'static str)> {
+        [
+            Route::Register,
+            Route::Login,
+            Route::Logout,
+            Route::Profile,
+            Route::Tasks,
+            Route::Task(String::new()),
+            Route::Healthz,
+            Route::Readyz,
+            Route::Metrics,
+            Route::OpenApi,
+        ]
+        .iter()
+        .map(|r| (r.label(), r.allow()))
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_paths_and_methods() {
+        assert_eq!(Route::resolve("/api/tasks"), Some(Route::Tasks));
+        assert_eq!(Route::resolve("/api/tasks/"), Some(Route::Tasks));
+        assert_eq!(
+            Route::resolve("/api/tasks/abc"),
+            Some(Route::Task("abc".into()))
+        );
+        assert_eq!(Route::resolve("/api/tasks/abc/def"), None);
+        assert_eq!(Route::resolve("/api/nope"), None);
+        assert!(Route::Tasks.allows(&Method::POST));
+        assert!(!Route::Tasks.allows(&Method::DELETE));
+        assert_eq!(Route::Task("x".into()).allow(), "GET, PUT, DELETE");
+    }
+}

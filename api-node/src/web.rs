@@ -1,0 +1,192 @@
+//! Reading requests and building responses: the JSON body rules of the
+//! contract (415, then 413, then 400) and the response headers it names.
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// Every response body is a full buffer.
+pub type Resp = Response<Full<Bytes>>;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Reads a JSON object body, in the contract's order of checks.
+pub async fn json_object(req: Request<Incoming>) -> Result<Map<String, Value>, ApiError> {
+    let (parts, body) = req.into_parts();
+    if !content_type_is_json(&parts.headers) && !declares_empty_body(&parts.headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let bytes = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|err| {
+            if err.is::<http_body_util::LengthLimitError>() {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::InvalidJson("the request body could not be read")
+            }
+        })?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidJson(
+            "request body is empty; a JSON object is required",
+        ));
+    }
+    if !content_type_is_json(&parts.headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::InvalidJson("request body must be a JSON object")),
+        Err(_) => Err(ApiError::InvalidJson("request body is not valid JSON")),
+    }
+}
+
+/// `application/json`, with or without parameters such as `charset`.
+fn content_type_is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A request with no body at all may omit the content type; it then gets
+/// `INVALID_JSON` (empty body) rather than 415.
+fn declares_empty_body(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_none()
+        && headers.get(header::TRANSFER_ENCODING).is_none()
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+}
+
+/// The query string as name/value pairs, decoded.
+pub fn query_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// A JSON response from bytes that are already JSON.
+pub fn json_bytes(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A JSON response from a serializable value.
+pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Resp {
+    let body = serde_json::to_vec(value).expect("BUG: response types always serialize");
+    json_bytes(status, body)
+}
+
+/// 204 with no body.
+pub fn no_content() -> Resp {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// Adds `ETag: "<version>"`.
+pub fn with_etag(mut response: Resp, version: i64) -> Resp {
+    let value =
+        HeaderValue::from_str(&format!("\"{version}\"")).expect("BUG: digits are a valid header");
+    response.headers_mut().insert(header::ETAG, value);
+    response
+}
+
+/// Adds a header whose value is known to be valid.
+pub fn with_header(mut response: Resp, name: header::HeaderName, value: &str) -> Resp {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+/// What `If-Match` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// No `If-Match`, or `*`.
+    Any,
+    /// `If-Match: "<version>"`.
+    Version(i32),
+}
+
+/// Reads `If-Match`. A value that names no version of ours can match
+/// nothing, so it is a 412 whatever the task's state.
+pub fn if_match(headers: &HeaderMap) -> Result<Precondition, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(Precondition::Any);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::field("If-Match", "must be \"<version>\" or *"))?;
+    let value = value.trim();
+    if value == "*" {
+        return Ok(Precondition::Any);
+    }
+    value
+        .strip_prefix("W/")
+        .unwrap_or(value)
+        .trim_matches('"')
+        .parse()
+        .map(Precondition::Version)
+        .map_err(|_| ApiError::field("If-Match", "must be \"<version>\" or *"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(header::IF_MATCH, HeaderValue::from_str(value).unwrap());
+        map
+    }
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(if_match(&HeaderMap::new()).unwrap(), Precondition::Any);
+        assert_eq!(if_match(&headers("*")).unwrap(), Precondition::Any);
+        assert_eq!(
+            if_match(&headers("\"3\"")).unwrap(),
+            Precondition::Version(3)
+        );
+        assert_eq!(
+            if_match(&headers("W/\"4\"")).unwrap(),
+            Precondition::Version(4)
+        );
+        assert!(if_match(&headers("\"abc\"")).is_err());
+    }
+
+    #[test]
+    fn json_content_type_accepts_parameters_only() {
+        let mut map = HeaderMap::new();
+        map.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert!(content_type_is_json(&map));
+        map.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(!content_type_is_json(&map));
+    }
+}

@@ -1,0 +1,190 @@
+//! Access tokens: HMAC-signed JWTs with the algorithm pinned by
+//! configuration. A token signed with any other algorithm, `none` included,
+//! is refused, and expiry has no leeway: the contract says expired is 401.
+
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::settings::{self, Secret};
+
+/// The claims every token carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: Uuid,
+    /// The token's own id, the handle by which it is revoked.
+    pub jti: Uuid,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+}
+
+/// Why a token was refused; every variant is a 401 to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Expired.
+    #[error("token expired")]
+    Expired,
+    /// Malformed, wrongly signed, of another algorithm, or missing claims.
+    #[error("invalid token")]
+    Invalid,
+}
+
+/// JWT settings: `JWT_SECRET` (required, at least 32 bytes),
+/// `JWT_ALGORITHM` (`HS256` default, `HS384`, `HS512`), `JWT_TTL_SECS`
+/// (3600 default).
+#[derive(Clone)]
+pub struct JwtKeys {
+    algorithm: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl_secs: i64,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys")
+            .field("algorithm", &self.algorithm)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtKeys {
+    /// Reads the JWT settings from the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let secret = Secret::new(settings::required("JWT_SECRET")?);
+        let algorithm = settings::string_or("JWT_ALGORITHM", "HS256");
+        let ttl_secs = settings::parsed_or("JWT_TTL_SECS", 3600_i64)?;
+        Self::new(&secret, &algorithm, ttl_secs)
+    }
+
+    /// Keys for `secret`, pinned to `algorithm` (an HMAC one).
+    pub fn new(secret: &Secret, algorithm: &str, ttl_secs: i64) -> anyhow::Result<Self> {
+        if secret.expose().len() < 32 {
+            anyhow::bail!("JWT_SECRET must be at least 32 bytes");
+        }
+        if ttl_secs <= 0 {
+            anyhow::bail!("JWT_TTL_SECS must be positive");
+        }
+        let algorithm = match algorithm {
+            "HS256" => Algorithm::HS256,
+            "HS384" => Algorithm::HS384,
+            "HS512" => Algorithm::HS512,
+            other => anyhow::bail!("JWT_ALGORITHM={other:?}: use HS256, HS384 or HS512"),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let bytes = secret.expose().as_bytes();
+        Ok(Self {
+            algorithm,
+            encoding: EncodingKey::from_secret(bytes),
+            decoding: DecodingKey::from_secret(bytes),
+            validation,
+            ttl_secs,
+        })
+    }
+
+    /// A fresh token for `user_id`, with its claims.
+    pub fn issue(&self, user_id: Uuid) -> (String, Claims) {
+        let iat = Utc::now().timestamp();
+        let claims = Claims {
+            sub: user_id,
+            jti: Uuid::new_v4(),
+            iat,
+            exp: iat + self.ttl_secs,
+        };
+        (self.sign(&claims), claims)
+    }
+
+    /// Signs arbitrary claims (tests use it for expired tokens).
+    pub fn sign(&self, claims: &Claims) -> String {
+        jsonwebtoken::encode(&Header::new(self.algorithm), claims, &self.encoding)
+            .expect("BUG: HMAC signing cannot fail")
+    }
+
+    /// Verifies signature, algorithm and expiry, and returns the claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature
+                ) =>
+            {
+                Err(TokenError::Expired)
+            }
+            Err(_) => Err(TokenError::Invalid),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(alg: &str) -> JwtKeys {
+        JwtKeys::new(&Secret::new("x".repeat(32)), alg, 3600).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_with_their_claims() {
+        let keys = keys("HS256");
+        let user = Uuid::new_v4();
+        let (token, claims) = keys.issue(user);
+        let verified = keys.verify(&token).unwrap();
+        assert_eq!(verified, claims);
+        assert_eq!(verified.sub, user);
+        assert_eq!(verified.exp - verified.iat, 3600);
+    }
+
+    #[test]
+    fn refuses_other_algorithms_including_none() {
+        let (token, _) = keys("HS512").issue(Uuid::new_v4());
+        assert!(matches!(
+            keys("HS256").verify(&token),
+            Err(TokenError::Invalid)
+        ));
+
+        // Same header and claims, alg "none", no signature.
+        let (token, _) = keys("HS256").issue(Uuid::new_v4());
+        let mut parts = token.split('.');
+        let _header = parts.next().unwrap();
+        let payload = parts.next().unwrap();
+        let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+        let forged = format!("{none_header}.{payload}.");
+        assert!(matches!(
+            keys("HS256").verify(&forged),
+            Err(TokenError::Invalid)
+        ));
+    }
+
+    #[test]
+    fn refuses_wrong_secret_tampering_and_expiry() {
+        let keys = keys("HS256");
+        let other = JwtKeys::new(&Secret::new("y".repeat(32)), "HS256", 3600).unwrap();
+        let (token, mut claims) = other.issue(Uuid::new_v4());
+        assert!(matches!(keys.verify(&token), Err(TokenError::Invalid)));
+        assert!(matches!(
+            keys.verify("not.a.token"),
+            Err(TokenError::Invalid)
+        ));
+
+        claims.exp = Utc::now().timestamp() - 1;
+        let expired = keys.sign(&claims);
+        assert!(matches!(keys.verify(&expired), Err(TokenError::Expired)));
+    }
+
+    #[test]
+    fn refuses_short_secrets_and_unknown_algorithms() {
+        assert!(JwtKeys::new(&Secret::new("short".into()), "HS256", 60).is_err());
+        assert!(JwtKeys::new(&Secret::new("x".repeat(32)), "none", 60).is_err());
+        assert!(JwtKeys::new(&Secret::new("x".repeat(32)), "RS256", 60).is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! Code both node kinds share, so an api-node and a ws-node agree on every
+//! token, key and message they exchange through PostgreSQL and Redis.
+//!
+//! Layout:
+//! - [`settings`]: reading settings from the environment, and [`settings::Secret`].
+//! - [`jwt`]: issuing and verifying access tokens with a pinned algorithm.
+//! - [`revocation`]: the in-memory set of revoked token ids, fed by Redis and PostgreSQL.
+//! - [`redis_keys`]: the one place that names Redis keys and channels.
+//! - [`error_body`]: the contract's JSON error body.
+//! - [`events`]: the task event wire format, serialized once.
+//! - [`time`]: the contract's timestamp format.
+//! - [`telemetry`]: tracing set-up (plain or JSON logs).
+//! - [`shutdown`]: the SIGTERM / Ctrl-C signal both binaries drain on.
+
+pub mod error_body;
+pub mod events;
+pub mod jwt;
+pub mod redis_keys;
+pub mod revocation;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;

@@ -1,0 +1,218 @@
+//! Revoked tokens. Logout writes the token id to PostgreSQL (durable: it
+//! survives any restart) and announces it on a Redis channel; every node
+//! holds the set in memory, so checking a token costs no round trip.
+//!
+//! Two feeds keep the set current, and either alone is enough:
+//! - the Redis channel, which delivers a logout in milliseconds;
+//! - a poll of PostgreSQL once a second, which covers a Redis outage and a
+//!   node that started after the announcement.
+//!
+//! Entries are dropped once the token would have expired anyway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+use tokio::sync::broadcast;
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use crate::redis_keys::RedisKeys;
+
+/// How often PostgreSQL is polled: the contract's "within one second".
+const POLL_EVERY: Duration = Duration::from_millis(500);
+/// The poll re-reads this far behind its watermark, so a logout whose
+/// transaction started earlier but committed later is still seen.
+const POLL_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+/// The in-memory set of revoked token ids, shared by every request.
+#[derive(Debug)]
+pub struct Revocations {
+    /// jti → expiry (seconds since the epoch), for pruning.
+    revoked: DashMap<Uuid, i64>,
+    /// Announces each newly learnt jti, so a ws-node can close its sockets.
+    announce: broadcast::Sender<Uuid>,
+}
+
+impl Default for Revocations {
+    fn default() -> Self {
+        Self {
+            revoked: DashMap::new(),
+            announce: broadcast::channel(4096).0,
+        }
+    }
+}
+
+impl Revocations {
+    /// Whether the token with this id has been revoked.
+    pub fn is_revoked(&self, jti: &Uuid) -> bool {
+        self.revoked.contains_key(jti)
+    }
+
+    /// Records a revocation; announces it the first time it is seen.
+    pub fn insert(&self, jti: Uuid, exp: i64) {
+        if self.revoked.insert(jti, exp).is_none() {
+            let _ = self.announce.send(jti);
+        }
+    }
+
+    /// A receiver of newly revoked token ids.
+    pub fn subscribe(&self) -> broadcast::Receiver<Uuid> {
+        self.announce.subscribe()
+    }
+
+    /// Forgets tokens that have expired anyway.
+    fn prune(&self, now: i64) {
+        self.revoked.retain(|_, exp| *exp > now);
+    }
+}
+
+/// The message announced on the revocations channel: `<jti> <exp>`.
+pub fn announcement(jti: Uuid, exp: i64) -> String {
+    format!("{jti} {exp}")
+}
+
+fn parse_announcement(payload: &str) -> Option<(Uuid, i64)> {
+    let (jti, exp) = payload.split_once(' ')?;
+    Some((jti.parse().ok()?, exp.parse().ok()?))
+}
+
+/// Records a revocation durably. The `revoked_tokens` table's SQL lives here
+/// because both node kinds read it.
+pub async fn record(
+    client: &impl deadpool_postgres::GenericClient,
+    jti: Uuid,
+    user_id: Uuid,
+    exp: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let expires_at = DateTime::<Utc>::from_timestamp(exp, 0).unwrap_or_else(Utc::now);
+    client
+        .execute(
+            "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (jti) DO NOTHING",
+            &[&jti, &user_id, &expires_at],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Revocations recorded at or after `since` that have not expired.
+async fn fetch_since(
+    pool: &Pool,
+    since: DateTime<Utc>,
+) -> anyhow::Result<(Vec<(Uuid, i64)>, DateTime<Utc>)> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT jti, expires_at, now() AS polled_at FROM revoked_tokens
+             WHERE revoked_at >= $1 AND expires_at > now()
+             UNION ALL SELECT NULL, NULL, now()",
+            &[&since],
+        )
+        .await?;
+    let mut polled_at = since;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in rows {
+        polled_at = row.get("polled_at");
+        let jti: Option<Uuid> = row.get("jti");
+        let expires_at: Option<DateTime<Utc>> = row.get("expires_at");
+        if let (Some(jti), Some(expires_at)) = (jti, expires_at) {
+            found.push((jti, expires_at.timestamp()));
+        }
+    }
+    Ok((found, polled_at))
+}
+
+/// Keeps `revocations` current until `stop` fires: loads every live
+/// revocation, then follows PostgreSQL and the Redis channel.
+pub fn spawn_sync(
+    revocations: Arc<Revocations>,
+    pool: Pool,
+    redis: redis::Client,
+    keys: RedisKeys,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let poll_set = revocations.clone();
+    let mut poll_stop = stop.clone();
+    tokio::spawn(async move {
+        let mut watermark = DateTime::<Utc>::UNIX_EPOCH;
+        let mut tick = tokio::time::interval(POLL_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = poll_stop.changed() => return,
+            }
+            match fetch_since(&pool, watermark).await {
+                Ok((found, polled_at)) => {
+                    for (jti, exp) in found {
+                        poll_set.insert(jti, exp);
+                    }
+                    watermark = polled_at - POLL_OVERLAP;
+                }
+                Err(err) => debug!(error = %err, "revocation poll failed; retrying"),
+            }
+            poll_set.prune(Utc::now().timestamp());
+        }
+    });
+
+    tokio::spawn(async move {
+        let channel = keys.revocations_channel();
+        loop {
+            let follow = async {
+                let mut pubsub = redis.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                let mut messages = pubsub.on_message();
+                while let Some(msg) = messages.next().await {
+                    let payload: String = msg.get_payload()?;
+                    if let Some((jti, exp)) = parse_announcement(&payload) {
+                        revocations.insert(jti, exp);
+                    }
+                }
+                Ok::<_, redis::RedisError>(())
+            };
+            tokio::select! {
+                result = follow => {
+                    if let Err(err) = result {
+                        warn!(error = %err, "revocation channel lost; reconnecting");
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_round_trip() {
+        let jti = Uuid::new_v4();
+        assert_eq!(parse_announcement(&announcement(jti, 42)), Some((jti, 42)));
+        assert_eq!(parse_announcement("garbage"), None);
+    }
+
+    #[test]
+    fn insert_announces_once_and_prune_forgets_expired() {
+        let set = Revocations::default();
+        let mut rx = set.subscribe();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        set.insert(a, 100);
+        set.insert(a, 100);
+        set.insert(b, 300);
+        assert_eq!(rx.try_recv().unwrap(), a);
+        assert_eq!(rx.try_recv().unwrap(), b);
+        assert!(rx.try_recv().is_err());
+        set.prune(200);
+        assert!(!set.is_revoked(&a));
+        assert!(set.is_revoked(&b));
+    }
+}
