@@ -14,9 +14,9 @@ use crate::cache::TaskCache;
 use crate::config::Config;
 use crate::passwords::Passwords;
 use crate::publisher::{self, Publisher};
-use crate::redis_conn::RedisConn;
 use crate::state::AppState;
-use crate::{db, metrics, relay, server};
+use crate::{db, relay, server};
+use shared::redis_conn::RedisConn;
 
 /// A node, bound and ready to serve.
 pub struct Application {
@@ -30,7 +30,7 @@ impl Application {
     /// Connects (lazily: the node starts even if PostgreSQL or Redis is
     /// down, and `/readyz` says so), binds and starts background tasks.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let metrics = metrics::handle();
+        let metrics = shared::prometheus::handle();
         let pool = db::pool(&config.database_url, config.db_pool_size, config.db_timeout)?;
         let redis_client = redis::Client::open(config.redis_url.as_str())?;
         let redis = RedisConn::new(redis_client.clone(), config.redis_timeout)?;

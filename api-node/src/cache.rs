@@ -14,7 +14,7 @@ use shared::redis_keys::RedisKeys;
 use uuid::Uuid;
 
 use crate::models::Task;
-use crate::redis_conn::RedisConn;
+use shared::redis_conn::RedisConn;
 
 /// Sets KEYS[1] to ARGV[2] with a TTL of ARGV[3] ms unless it already holds
 /// a version at or above ARGV[1].

@@ -20,7 +20,6 @@
 //! - [`publisher`]: events to Redis (cache, channel, recent store) in one round trip.
 //! - [`relay`]: republishes committed events that never reached Redis.
 //! - [`cache`]: the versioned task cache.
-//! - [`redis_conn`]: the self-healing, time-bounded Redis connection.
 //! - [`metrics`]: metric names and the Prometheus recorder.
 //! - [`seed`]: demo data.
 //! - [`config`], [`state`]: settings and what every request shares.
@@ -38,7 +37,6 @@ pub mod metrics;
 pub mod models;
 pub mod passwords;
 pub mod publisher;
-pub mod redis_conn;
 pub mod relay;
 pub mod router;
 pub mod seed;

@@ -1,9 +1,4 @@
-//! Prometheus metrics: the one place that names them, and the recorder.
-
-use std::sync::OnceLock;
-use std::time::Duration;
-
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+//! Prometheus metrics: the one place that names them.
 
 /// Requests answered, by `route`, `method` and `status`.
 pub const HTTP_REQUESTS: &str = "http_requests_total";
@@ -23,38 +18,6 @@ pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
 pub const DB_POOL_MAX: &str = "db_pool_max_connections";
 /// Password hashes running now.
 pub const HASHES_RUNNING: &str = "password_hashes_running";
-
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// The process-wide recorder (installed on first use: tests run several
-/// nodes in one process, and there is one global recorder).
-pub fn handle() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(HTTP_DURATION.to_owned()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                    ],
-                )
-                .expect("BUG: bucket list is not empty")
-                .install_recorder()
-                .expect("BUG: a metrics recorder was already installed");
-            // Histograms keep raw samples until upkeep folds them; without
-            // it they grow without bound.
-            let upkeep = handle.clone();
-            std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || loop {
-                    std::thread::sleep(Duration::from_secs(5));
-                    upkeep.run_upkeep();
-                })
-                .expect("BUG: cannot spawn the metrics upkeep thread");
-            handle
-        })
-        .clone()
-}
 
 /// Records the pool's state; called when metrics are scraped.
 pub fn record_pool(pool: &deadpool_postgres::Pool) {

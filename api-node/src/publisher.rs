@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::cache::TaskCache;
 use crate::db::task_events::{self, OutboxEvent};
-use crate::redis_conn::RedisConn;
+use shared::redis_conn::RedisConn;
 
 /// How many recent events each user keeps for resuming with `since`.
 pub const RECENT_EVENTS: isize = 1000;

@@ -8,8 +8,8 @@ use crate::domain::task_input::NewTask;
 use crate::error::ApiError;
 use crate::passwords::Passwords;
 use crate::publisher::Publisher;
-use crate::redis_conn::RedisConn;
 use crate::task_writes;
+use shared::redis_conn::RedisConn;
 use shared::redis_keys::RedisKeys;
 
 /// The demo login the README names.

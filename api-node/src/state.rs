@@ -11,7 +11,7 @@ use crate::cache::TaskCache;
 use crate::config::Config;
 use crate::passwords::Passwords;
 use crate::publisher::Publisher;
-use crate::redis_conn::RedisConn;
+use shared::redis_conn::RedisConn;
 
 /// Shared, read-only after start-up (interior state is in the handles).
 pub struct AppState {

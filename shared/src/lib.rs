@@ -4,7 +4,9 @@
 //! Layout:
 //! - [`settings`]: reading settings from the environment, and [`settings::Secret`].
 //! - [`jwt`]: issuing and verifying access tokens with a pinned algorithm.
+//! - [`prometheus`]: the process-wide Prometheus recorder.
 //! - [`revocation`]: the in-memory set of revoked token ids, fed by Redis and PostgreSQL.
+//! - [`redis_conn`]: the self-healing, time-bounded Redis connection.
 //! - [`redis_keys`]: the one place that names Redis keys and channels.
 //! - [`error_body`]: the contract's JSON error body.
 //! - [`events`]: the task event wire format, serialized once.
@@ -15,6 +17,8 @@
 pub mod error_body;
 pub mod events;
 pub mod jwt;
+pub mod prometheus;
+pub mod redis_conn;
 pub mod redis_keys;
 pub mod revocation;
 pub mod settings;

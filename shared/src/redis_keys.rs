@@ -28,6 +28,15 @@ impl RedisKeys {
         format!("{}:events:{user_id}", self.namespace)
     }
 
+    /// The user whose events channel this is, if it is one.
+    pub fn user_of_events_channel(&self, channel: &str) -> Option<Uuid> {
+        channel
+            .strip_prefix(&self.namespace)?
+            .strip_prefix(":events:")?
+            .parse()
+            .ok()
+    }
+
     /// The sorted set (score = seq) of one user's recent events, for resuming
     /// with `since`.
     pub fn user_recent_events(&self, user_id: Uuid) -> String {
@@ -37,5 +46,28 @@ impl RedisKeys {
     /// The pub/sub channel on which logouts are announced to every node.
     pub fn revocations_channel(&self) -> String {
         format!("{}:revocations", self.namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_channels_name_their_user() {
+        let keys = RedisKeys::new("ns");
+        let user = Uuid::new_v4();
+        assert_eq!(
+            keys.user_of_events_channel(&keys.user_events_channel(user)),
+            Some(user)
+        );
+        assert_eq!(
+            keys.user_of_events_channel(&keys.revocations_channel()),
+            None
+        );
+        assert_eq!(
+            RedisKeys::new("other").user_of_events_channel(&keys.user_events_channel(user)),
+            None
+        );
     }
 }

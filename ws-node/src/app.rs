@@ -1,0 +1,184 @@
+//! Building and running a ws-node: [`Application::build`] binds (port 0 in
+//! tests) and starts the broker and revocation feeds;
+//! [`Application::run_until_stopped`] serves until shutdown, then closes
+//! every socket with 1001 so clients resume elsewhere.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use shared::redis_conn::RedisConn;
+use shared::redis_keys::RedisKeys;
+use shared::revocation::{self, Revocations};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::config::Config;
+use crate::history::History;
+use crate::hub::Hub;
+use crate::protocol::close;
+use crate::state::NodeState;
+use crate::{broker, front};
+
+/// A node, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<NodeState>,
+    /// Stops the broker and the revocation feeds.
+    stop: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Connects lazily, binds, and starts the background tasks.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let metrics = shared::prometheus::handle();
+        let pool = pool(&config)?;
+        let redis_client = redis::Client::open(config.redis_url.as_str())?;
+        let redis = RedisConn::new(redis_client.clone(), Duration::from_millis(500))?;
+        let keys = RedisKeys::new(config.redis_namespace.clone());
+        let history = History::new(pool.clone(), redis.clone(), keys.clone());
+        let (broker_tx, broker_rx) = mpsc::unbounded_channel();
+        let hub = Arc::new(Hub::new(config.queue_len, broker_tx));
+        let revocations = Arc::new(Revocations::default());
+        let (stop, stopped) = watch::channel(false);
+
+        revocation::spawn_sync(
+            revocations.clone(),
+            pool.clone(),
+            redis_client.clone(),
+            keys.clone(),
+            stopped.clone(),
+        );
+        tokio::spawn(close_revoked(
+            hub.clone(),
+            revocations.subscribe(),
+            stopped.clone(),
+        ));
+        tokio::spawn(broker::run(
+            redis_client,
+            keys,
+            hub.clone(),
+            history.clone(),
+            broker_rx,
+            stopped,
+        ));
+
+        let listener = TcpListener::bind(config.listen_addr).await?;
+        let state = Arc::new(NodeState {
+            config,
+            hub,
+            history,
+            revocations,
+            pool,
+            redis,
+            metrics,
+        });
+        Ok(Self {
+            listener,
+            state,
+            stop,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .expect("BUG: a bound listener has an address")
+            .port()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, closes every
+    /// socket with 1001 and waits (up to the grace period) for them to go.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, "ws-node listening");
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10));
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let state = self.state.clone();
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(front::handle(state, req).await) }
+            });
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, "http connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        let hub = &self.state.hub;
+        tracing::info!(
+            connections = hub.open_connections(),
+            "shutting down: closing sockets with 1001"
+        );
+        hub.close_all(close::GOING_AWAY);
+        let deadline = tokio::time::Instant::now() + self.state.config.shutdown_grace;
+        while hub.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = self.stop.send(true);
+        Ok(())
+    }
+}
+
+/// Closes the sockets of each token as its revocation becomes known.
+async fn close_revoked(
+    hub: Arc<Hub>,
+    mut revoked: broadcast::Receiver<uuid::Uuid>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            jti = revoked.recv() => match jti {
+                Ok(jti) => hub.close_token(jti, close::TOKEN),
+                Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!(missed = n, "revocations lagged"),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn pool(config: &Config) -> anyhow::Result<deadpool_postgres::Pool> {
+    use std::str::FromStr;
+    let mut pg = tokio_postgres::Config::from_str(&config.database_url)?;
+    pg.connect_timeout(config.db_timeout);
+    pg.application_name("ws-node");
+    let manager = deadpool_postgres::Manager::from_config(
+        pg,
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    Ok(deadpool_postgres::Pool::builder(manager)
+        .max_size(config.db_pool_size)
+        .wait_timeout(Some(config.db_timeout))
+        .create_timeout(Some(config.db_timeout))
+        .recycle_timeout(Some(config.db_timeout))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()?)
+}

@@ -1,0 +1,224 @@
+//! The HTTP front of the node: `/ws/updates` (authenticated before the
+//! upgrade), `/healthz`, `/readyz`, `/metrics`. Upgrades go through hyper
+//! and the socket is then handed to tokio-tungstenite.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use shared::error_body::{ErrorBody, FieldError};
+use shared::jwt::{Claims, TokenError};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::session;
+use crate::state::NodeState;
+
+type Resp = Response<Full<Bytes>>;
+
+/// Answers one HTTP request.
+pub async fn handle(state: Arc<NodeState>, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path();
+    let get = req.method() == Method::GET;
+    match path {
+        "/ws/updates" if get => upgrade(state, req),
+        "/healthz" if get => json(StatusCode::OK, json!({ "status": "ok" }).to_string()),
+        "/readyz" if get => readyz(&state).await,
+        "/metrics" if get => metrics(&state),
+        "/ws/updates" | "/healthz" | "/readyz" | "/metrics" => {
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed; use GET",
+                None,
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            response
+        }
+        _ => error(StatusCode::NOT_FOUND, "NOT_FOUND", "route not found", None),
+    }
+}
+
+/// Small buffers: most sockets are idle, and a node holds tens of
+/// thousands. Client messages are tiny; 16 KiB is the contract's cap.
+pub fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(Some(16 * 1024))
+        .max_frame_size(Some(16 * 1024))
+}
+
+fn upgrade(state: Arc<NodeState>, mut req: Request<Incoming>) -> Resp {
+    let claims = match authenticate(&state, &req) {
+        Ok(claims) => claims,
+        Err(message) => {
+            let mut response = error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message, None);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    };
+    let Some(key) = websocket_key(req.headers()) else {
+        let details = [FieldError::new(
+            "upgrade",
+            "must be a WebSocket upgrade (RFC 6455, version 13)",
+        )];
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "upgrade must be a WebSocket upgrade",
+            Some(&details),
+        );
+    };
+    if state.hub.open_connections() >= state.config.max_connections {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "this node is full; try another",
+            None,
+        );
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(socket_config()),
+                )
+                .await;
+                session::run(ws, state, claims).await;
+            }
+            Err(err) => tracing::debug!(error = %err, "upgrade failed"),
+        }
+    });
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).expect("BUG: base64 is a valid header"),
+    );
+    response
+}
+
+/// The token from `Authorization: Bearer` (which wins) or `?token=`.
+fn authenticate(state: &NodeState, req: &Request<Incoming>) -> Result<Claims, &'static str> {
+    let from_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned());
+    let token = from_header
+        .or_else(|| {
+            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .find(|(name, _)| name == "token")
+                .map(|(_, value)| value.into_owned())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or("a token is required (Authorization: Bearer or ?token=)")?;
+    let claims = state.config.jwt.verify(&token).map_err(|err| match err {
+        TokenError::Expired => "token expired",
+        TokenError::Invalid => "invalid token",
+    })?;
+    if state.revocations.is_revoked(&claims.jti) {
+        return Err("token revoked");
+    }
+    Ok(claims)
+}
+
+/// `Sec-WebSocket-Key` of a well-formed upgrade request.
+fn websocket_key(headers: &HeaderMap) -> Option<&str> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| v.trim().eq_ignore_ascii_case(token))
+    };
+    let version_ok = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    if has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade") && version_ok {
+        headers.get(header::SEC_WEBSOCKET_KEY)?.to_str().ok()
+    } else {
+        None
+    }
+}
+
+async fn readyz(state: &NodeState) -> Resp {
+    let postgres = async {
+        let client = state.pool.get().await.ok()?;
+        client.simple_query("SELECT 1").await.ok()
+    };
+    let ping = redis::cmd("PING");
+    let (postgres, redis) = tokio::join!(postgres, state.redis.cmd::<String>(&ping));
+    if postgres.is_some() && redis.is_ok() {
+        json(
+            StatusCode::OK,
+            json!({ "status": "ok", "postgres": "up", "redis": "up" }).to_string(),
+        )
+    } else {
+        tracing::warn!(
+            postgres = postgres.is_some(),
+            redis = redis.is_ok(),
+            "not ready"
+        );
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "the service is temporarily unavailable",
+            None,
+        )
+    }
+}
+
+fn metrics(state: &NodeState) -> Resp {
+    let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+fn json(status: StatusCode, body: String) -> Resp {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error(status: StatusCode, code: &str, message: &str, details: Option<&[FieldError]>) -> Resp {
+    let body = ErrorBody {
+        status_code: status.as_u16(),
+        error: status.canonical_reason().unwrap_or("Error"),
+        code,
+        message,
+        details,
+    }
+    .to_json();
+    json(status, String::from_utf8(body).expect("BUG: JSON is UTF-8"))
+}

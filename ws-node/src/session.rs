@@ -1,0 +1,302 @@
+//! One WebSocket connection: a single task that reads the client, writes
+//! queued events, keeps the heartbeat and enforces the limits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use shared::jwt::Claims;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::hub::{ConnRef, Control, Event};
+use crate::metrics::{CLOSES, FANOUT_LATENCY, MESSAGES_IN, MESSAGES_OUT};
+use crate::protocol::{self, close, ClientMessage};
+use crate::state::NodeState;
+
+/// The socket type every session runs on.
+pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Why the loop ended.
+enum End {
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+    /// The peer is gone or broken: just drop the socket.
+    Drop,
+}
+
+struct Session {
+    ws: Socket,
+    state: Arc<NodeState>,
+    conn: ConnRef,
+    claims: Claims,
+    /// Events fanned out by the hub, bounded.
+    queue: mpsc::Receiver<Event>,
+    control: Arc<Control>,
+    subscribed: bool,
+    /// The last seq this client has been sent (or told about).
+    last_seq: i64,
+    last_heard: Instant,
+    window_start: Instant,
+    window_count: u32,
+}
+
+/// Runs a connection until it ends, then unregisters it.
+pub async fn run(ws: Socket, state: Arc<NodeState>, claims: Claims) {
+    let (conn, queue, control) = state.hub.register(claims.sub, claims.jti);
+    let now = Instant::now();
+    let mut session = Session {
+        ws,
+        state: state.clone(),
+        conn,
+        claims,
+        queue,
+        control,
+        subscribed: false,
+        last_seq: 0,
+        last_heard: now,
+        window_start: now,
+        window_count: 0,
+    };
+    let end = session.serve().await;
+    let jti = session.claims.jti;
+    state.hub.unregister(conn, jti);
+    if let End::Close(code, reason) = end {
+        metrics::counter!(CLOSES, "code" => code.to_string()).increment(1);
+        session.close(code, reason).await;
+    }
+}
+
+impl Session {
+    async fn serve(&mut self) -> End {
+        let (ping_interval, idle_timeout) = (
+            self.state.config.ping_interval,
+            self.state.config.idle_timeout,
+        );
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+        // A revoked token may have been announced before we registered.
+        if self.state.revocations.is_revoked(&self.claims.jti) {
+            return End::Close(close::TOKEN, "token revoked");
+        }
+        loop {
+            let expires = expiry_instant(self.claims.exp);
+            tokio::select! {
+                biased;
+                _ = self.control.closed() => {
+                    return End::Close(self.control.code(), match self.control.code() {
+                        close::TOKEN => "token revoked",
+                        close::GOING_AWAY => "node shutting down",
+                        close::POLICY => "too slow to read events",
+                        _ => "closed",
+                    });
+                }
+                _ = tokio::time::sleep_until(expires) => return End::Close(close::TOKEN, "token expired"),
+                event = self.queue.recv() => {
+                    let Some(event) = event else { return End::Drop };
+                    if let Err(end) = self.send_event(event).await {
+                        return end;
+                    }
+                }
+                message = self.ws.next() => {
+                    self.last_heard = Instant::now();
+                    match message {
+                        Some(Ok(message)) => {
+                            if let Err(end) = self.on_message(message).await {
+                                return end;
+                            }
+                        }
+                        Some(Err(WsError::Capacity(_))) => return End::Close(close::TOO_BIG, "message over 16 KiB"),
+                        Some(Err(_)) | None => return End::Drop,
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if self.last_heard.elapsed() >= idle_timeout {
+                        return End::Close(1000, "no answer to pings");
+                    }
+                    if self.write(Message::Ping(Default::default())).await.is_err() {
+                        return End::Drop;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) -> Result<(), End> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                self.count_message()?;
+                return self
+                    .reply(protocol::error(
+                        "BAD_MESSAGE",
+                        "messages are JSON text frames",
+                    ))
+                    .await;
+            }
+            // tungstenite queues the pong; flushing sends it.
+            Message::Ping(_) => return self.ws.flush().await.map_err(|_| End::Drop),
+            Message::Pong(_) | Message::Frame(_) => return Ok(()),
+            Message::Close(_) => return Err(End::Drop),
+        };
+        self.count_message()?;
+        match ClientMessage::parse(&text) {
+            Ok(ClientMessage::Ping) => {
+                self.reply(protocol::pong(chrono::Utc::now().timestamp_millis()))
+                    .await
+            }
+            Ok(ClientMessage::Subscribe { since }) => self.subscribe(since).await,
+            Ok(ClientMessage::Unsubscribe) => {
+                self.state.hub.set_subscribed(self.conn, false);
+                self.subscribed = false;
+                self.reply(protocol::unsubscribed()).await
+            }
+            Ok(ClientMessage::Auth { token }) => self.reauthenticate(&token).await,
+            Err(why) => self.reply(protocol::error("BAD_MESSAGE", why)).await,
+        }
+    }
+
+    /// More than the allowed messages in one second closes with 1008.
+    fn count_message(&mut self) -> Result<(), End> {
+        metrics::counter!(MESSAGES_IN).increment(1);
+        if self.window_start.elapsed() >= Duration::from_secs(1) {
+            self.window_start = Instant::now();
+            self.window_count = 0;
+        }
+        self.window_count += 1;
+        if self.window_count > self.state.config.max_messages_per_sec {
+            return Err(End::Close(close::POLICY, "too many messages"));
+        }
+        Ok(())
+    }
+
+    /// SUBSCRIBE_TASKS: register with the hub first (so nothing published
+    /// from here on is missed: it waits in the queue), then read the latest
+    /// seq, replay what `since` asks for, and say SUBSCRIBED. Queued events
+    /// at or below what was replayed are then dropped by seq.
+    async fn subscribe(&mut self, since: Option<i64>) -> Result<(), End> {
+        if let Some(confirmed) = self.state.hub.set_subscribed(self.conn, true) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), confirmed).await;
+        }
+        self.subscribed = true;
+        let user = self.conn.user;
+        let latest = match self.state.history.latest_seq(user).await {
+            Ok(latest) => latest,
+            Err(err) => {
+                tracing::warn!(error = %err, "subscribe: history unavailable");
+                self.state.hub.set_subscribed(self.conn, false);
+                self.subscribed = false;
+                return self
+                    .reply(protocol::error("UNAVAILABLE", "try again shortly"))
+                    .await;
+            }
+        };
+        self.state.hub.note_latest(user, latest);
+        if let Some(since) = since {
+            let missed = if since > latest {
+                None
+            } else {
+                self.state
+                    .history
+                    .between(user, since, latest)
+                    .await
+                    .ok()
+                    .flatten()
+            };
+            match missed {
+                Some(events) => {
+                    for text in events {
+                        self.write(Message::Text(text))
+                            .await
+                            .map_err(|_| End::Drop)?;
+                    }
+                }
+                None => self.reply(protocol::resync_required(latest)).await?,
+            }
+        }
+        self.last_seq = latest;
+        self.reply(protocol::subscribed(latest)).await
+    }
+
+    /// AUTH: a valid token of the same user replaces the connection's token.
+    async fn reauthenticate(&mut self, token: &str) -> Result<(), End> {
+        let claims = match self.state.config.jwt.verify(token) {
+            Ok(claims)
+                if claims.sub == self.claims.sub
+                    && !self.state.revocations.is_revoked(&claims.jti) =>
+            {
+                claims
+            }
+            _ => {
+                return self
+                    .reply(protocol::error(
+                        "UNAUTHORIZED",
+                        "the token is invalid, expired, revoked or another user's",
+                    ))
+                    .await
+            }
+        };
+        self.state
+            .hub
+            .change_token(self.conn, self.claims.jti, claims.jti);
+        let exp = claims.exp;
+        self.claims = claims;
+        self.reply(protocol::authenticated(exp)).await
+    }
+
+    async fn send_event(&mut self, event: Event) -> Result<(), End> {
+        if !self.subscribed || event.seq <= self.last_seq {
+            return Ok(());
+        }
+        self.last_seq = event.seq;
+        self.write(Message::Text(event.text))
+            .await
+            .map_err(|_| End::Drop)?;
+        let lag_ms = chrono::Utc::now().timestamp_millis() - event.timestamp_ms;
+        metrics::histogram!(FANOUT_LATENCY).record(lag_ms.max(0) as f64 / 1000.0);
+        Ok(())
+    }
+
+    async fn reply(&mut self, json: String) -> Result<(), End> {
+        self.write(Message::Text(Utf8Bytes::from(json)))
+            .await
+            .map_err(|_| End::Drop)
+    }
+
+    /// Sends one message; a socket that takes no bytes for the write
+    /// timeout is treated as gone.
+    async fn write(&mut self, message: Message) -> Result<(), ()> {
+        match tokio::time::timeout(self.state.config.write_timeout, self.ws.send(message)).await {
+            Ok(Ok(())) => {
+                metrics::counter!(MESSAGES_OUT).increment(1);
+                Ok(())
+            }
+            _ => Err(()),
+        }
+    }
+
+    /// Sends a close frame and waits briefly for the peer's.
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            if self.ws.send(Message::Close(Some(frame))).await.is_ok() {
+                while let Some(Ok(_)) = self.ws.next().await {}
+            }
+        })
+        .await;
+    }
+}
+
+/// The instant a token expires, for the timer.
+fn expiry_instant(exp: i64) -> tokio::time::Instant {
+    let left = exp - chrono::Utc::now().timestamp();
+    tokio::time::Instant::now() + Duration::from_secs(left.max(0) as u64)
+}
