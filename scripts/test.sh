@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+#
+# scripts/test.sh — run the whole test suite against throwaway PostgreSQL and
+# Redis instances (fresh ones on free ports, wiped at exit).
+#
+#   bash scripts/test.sh [cargo test args...]
+#
+# Order: cargo fmt --check, cargo clippy -D warnings (both skipped when
+# SKIP_LINT is set), then cargo test --workspace --locked "$@".
+# Exports for the tests:
+#   TEST_DATABASE_URL  postgres://postgres@127.0.0.1:PORT/postgres (admin URL)
+#   TEST_REDIS_URL     redis://127.0.0.1:PORT
+#   REDIS_SERVER_BIN   path of redis-server
+#   PG_BIN_DIR         PostgreSQL server binaries directory
+# Other knobs:
+#   TEST_CMD='...'     run `bash -c "$TEST_CMD"` instead of lint + cargo test
+#   KEEP_TEST_STATE=1  keep .local/test-PID (logs) after the run (processes are still stopped)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+# shellcheck source=scripts/services.sh
+source "$REPO/scripts/services.sh"
+
+# A fresh machine may have rustup's cargo only in ~/.cargo/bin.
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+
+TEST_STATE="$REPO/.local/test-$$"
+
+# shellcheck disable=SC2317 # invoked via trap
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_services
+    if [[ -n "${KEEP_TEST_STATE:-}" ]]; then
+        echo "[test] kept $TEST_STATE${SVC_PG_DIR:+ (PostgreSQL cluster: $SVC_PG_DIR)}" >&2
+    else
+        wipe_state_dir "$TEST_STATE"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# shellcheck disable=SC2119
+ensure_packages
+
+# Remove state left behind by earlier runs that were killed (their PID is gone).
+for d in "$REPO"/.local/test-*; do
+    [[ -d "$d" ]] || continue
+    pid=${d##*/test-}
+    if [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$pid" != "$$" ]] && ! kill -0 "$pid" 2>/dev/null; then
+        echo "[test] removing stale $d" >&2
+        wipe_state_dir "$d"
+    fi
+done
+
+mkdir -p "$TEST_STATE"
+
+# Free ports can be raced by other processes; retry a few times.
+for attempt in 1 2 3; do
+    PGPORT="$(free_port)"
+    if PG_FAST=1 start_postgres "$TEST_STATE/pg" "$PGPORT"; then break; fi
+    [[ $attempt == 3 ]] && { echo "[test] could not start PostgreSQL" >&2; exit 1; }
+done
+for attempt in 1 2 3; do
+    REDISPORT="$(free_port)"
+    if start_redis "$TEST_STATE/redis" "$REDISPORT"; then break; fi
+    [[ $attempt == 3 ]] && { echo "[test] could not start Redis" >&2; exit 1; }
+done
+
+export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
+export TEST_REDIS_URL="redis://127.0.0.1:$REDISPORT"
+REDIS_SERVER_BIN="$(command -v redis-server)"
+export REDIS_SERVER_BIN
+export PG_BIN_DIR
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+echo "[test] TEST_DATABASE_URL=$TEST_DATABASE_URL" >&2
+echo "[test] TEST_REDIS_URL=$TEST_REDIS_URL" >&2
+
+if [[ -n "${TEST_CMD:-}" ]]; then
+    echo "[test] running TEST_CMD: $TEST_CMD" >&2
+    status=0
+    bash -c "$TEST_CMD" || status=$?
+    exit "$status"
+fi
+
+if [[ -z "${SKIP_LINT:-}" ]]; then
+    echo "[test] cargo fmt --all --check" >&2
+    if ! cargo fmt --all --check; then
+        echo "[test] FAILED: formatting (run: cargo fmt --all)" >&2
+        exit 1
+    fi
+    echo "[test] cargo clippy --workspace --all-targets --locked -- -D warnings" >&2
+    if ! cargo clippy --workspace --all-targets --locked -- -D warnings; then
+        echo "[test] FAILED: clippy" >&2
+        exit 1
+    fi
+fi
+
+echo "[test] cargo test --workspace --locked $*" >&2
+status=0
+cargo test --workspace --locked "$@" || status=$?
+if ((status == 0)); then
+    echo "[test] all tests passed" >&2
+else
+    echo "[test] FAILED: cargo test exited with status $status" >&2
+fi
+exit "$status"
