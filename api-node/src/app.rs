@@ -44,6 +44,7 @@ impl Application {
         let revocations = Arc::new(Revocations::default());
         let (stop, stopped) = watch::channel(false);
 
+        revocation::load(&revocations, &pool, config.db_timeout).await;
         revocation::spawn_sync(
             revocations.clone(),
             pool.clone(),
@@ -52,6 +53,7 @@ impl Application {
             stopped.clone(),
         );
         tokio::spawn(publisher::run_marker(pool.clone(), published));
+        tokio::spawn(publisher.clone().run_retries());
         let max_login_window = config.email_limit.window.max(config.client_limit.window);
         tokio::spawn(relay::run(
             pool.clone(),

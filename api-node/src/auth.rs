@@ -38,6 +38,9 @@ impl AuthUser {
             TokenError::Expired => ApiError::Unauthorized("token expired"),
             TokenError::Invalid => ApiError::Unauthorized("invalid token"),
         })?;
+        if !revocations.is_loaded() {
+            return Err(ApiError::Unavailable("revocations not loaded yet".into()));
+        }
         if revocations.is_revoked(&claims.jti) {
             return Err(ApiError::Unauthorized("token revoked"));
         }

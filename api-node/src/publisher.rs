@@ -3,6 +3,7 @@
 //! the owner's recent-event store. The same function serves the write path
 //! and the relay, so a republished event has exactly the same effects.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shared::events::EventView;
@@ -18,6 +19,11 @@ use shared::redis_conn::RedisConn;
 pub const RECENT_EVENTS: isize = 1000;
 /// How long an idle user's recent events are kept (the contract asks 24 h).
 const RECENT_TTL_SECS: i64 = 7 * 24 * 3600;
+/// Failed events this node keeps retrying itself; beyond that the relay
+/// alone republishes them.
+const MAX_PENDING: usize = 10_000;
+/// How often this node retries its own failed publishes.
+const RETRY_EVERY: Duration = Duration::from_millis(100);
 
 /// Publishes events and remembers which ones made it.
 #[derive(Clone)]
@@ -28,6 +34,11 @@ pub struct Publisher {
     /// Published events waiting to be marked in the outbox, in batches, off
     /// the request path.
     published: mpsc::UnboundedSender<(Uuid, i64)>,
+    /// Events this node committed but could not put on Redis. While any is
+    /// pending, this node's reads skip the cache, whose copy may predate
+    /// the write; a retry loop clears them within ~100 ms of Redis being
+    /// reachable again (the relay covers other nodes and crashes).
+    pending: Arc<Mutex<Vec<OutboxEvent>>>,
 }
 
 impl Publisher {
@@ -44,14 +55,59 @@ impl Publisher {
                 keys,
                 cache,
                 published,
+                pending: Arc::default(),
             },
             rx,
         )
     }
 
+    /// Publishes the events of a write this node just committed; on failure
+    /// keeps them for [`Publisher::run_retries`] (and the outbox keeps them
+    /// for the relay).
+    pub async fn publish(&self, events: &[OutboxEvent]) {
+        if !self.put_on_redis(events).await {
+            let mut pending = self.pending.lock().expect("BUG: pending lock poisoned");
+            let room = MAX_PENDING.saturating_sub(pending.len());
+            pending.extend(events.iter().take(room).cloned());
+        }
+    }
+
+    /// Whether a write of this node has not reached Redis yet.
+    pub fn has_pending(&self) -> bool {
+        !self
+            .pending
+            .lock()
+            .expect("BUG: pending lock poisoned")
+            .is_empty()
+    }
+
+    /// Retries this node's failed publishes until the sender side is gone.
+    /// Events stay pending until their retry succeeded, so reads keep
+    /// skipping the cache until then.
+    pub async fn run_retries(self) {
+        let mut tick = tokio::time::interval(RETRY_EVERY);
+        loop {
+            tick.tick().await;
+            let batch: Vec<OutboxEvent> = {
+                let pending = self.pending.lock().expect("BUG: pending lock poisoned");
+                pending.iter().take(500).cloned().collect()
+            };
+            if !batch.is_empty() && self.put_on_redis(&batch).await {
+                self.pending
+                    .lock()
+                    .expect("BUG: pending lock poisoned")
+                    .drain(..batch.len());
+            }
+            // This task holds the last handle once the node is gone.
+            if Arc::strong_count(&self.pending) == 1 {
+                return;
+            }
+        }
+    }
+
     /// Puts `events` on Redis in one round trip. `false` when Redis could
     /// not take them: they stay unpublished in the outbox for the relay.
-    pub async fn publish(&self, events: &[OutboxEvent]) -> bool {
+    pub async fn put_on_redis(&self, events: &[OutboxEvent]) -> bool {
         let mut pipe = redis::pipe();
         for event in events {
             self.add_event(&mut pipe, event);

@@ -9,6 +9,7 @@
 //!
 //! Entries are dropped once the token would have expired anyway.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,10 @@ pub struct Revocations {
     revoked: DashMap<Uuid, i64>,
     /// Announces each newly learnt jti, so a ws-node can close its sockets.
     announce: broadcast::Sender<Uuid>,
+    /// Whether the set has been loaded from PostgreSQL at least once. Until
+    /// then no token can be trusted: a node that just started would
+    /// otherwise accept a token revoked before it started.
+    loaded: AtomicBool,
 }
 
 impl Default for Revocations {
@@ -42,11 +47,17 @@ impl Default for Revocations {
         Self {
             revoked: DashMap::new(),
             announce: broadcast::channel(4096).0,
+            loaded: AtomicBool::new(false),
         }
     }
 }
 
 impl Revocations {
+    /// Whether the set is complete enough to check tokens against.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
     /// Whether the token with this id has been revoked.
     pub fn is_revoked(&self, jti: &Uuid) -> bool {
         self.revoked.contains_key(jti)
@@ -126,8 +137,24 @@ async fn fetch_since(
     Ok((found, polled_at))
 }
 
-/// Keeps `revocations` current until `stop` fires: loads every live
-/// revocation, then follows PostgreSQL and the Redis channel.
+/// Loads every live revocation once, waiting at most `within`; the node
+/// calls it before serving. On failure (PostgreSQL down) the background
+/// poll keeps trying, and tokens are refused as unavailable until it works.
+pub async fn load(revocations: &Revocations, pool: &Pool, within: Duration) -> bool {
+    match tokio::time::timeout(within, fetch_since(pool, DateTime::<Utc>::UNIX_EPOCH)).await {
+        Ok(Ok((found, _))) => {
+            for (jti, exp) in found {
+                revocations.insert(jti, exp);
+            }
+            revocations.loaded.store(true, Ordering::Release);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Keeps `revocations` current until `stop` fires: follows PostgreSQL and
+/// the Redis channel.
 pub fn spawn_sync(
     revocations: Arc<Revocations>,
     pool: Pool,
@@ -150,6 +177,8 @@ pub fn spawn_sync(
                     for (jti, exp) in found {
                         poll_set.insert(jti, exp);
                     }
+                    // A full first load (from the epoch) completes the set.
+                    poll_set.loaded.store(true, Ordering::Release);
                     watermark = polled_at - POLL_OVERLAP;
                 }
                 Err(err) => debug!(error = %err, "revocation poll failed; retrying"),

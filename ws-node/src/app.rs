@@ -46,6 +46,7 @@ impl Application {
         let revocations = Arc::new(Revocations::default());
         let (stop, stopped) = watch::channel(false);
 
+        revocation::load(&revocations, &pool, config.db_timeout).await;
         revocation::spawn_sync(
             revocations.clone(),
             pool.clone(),

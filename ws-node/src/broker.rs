@@ -234,19 +234,19 @@ async fn catch_up(hub: &Hub, history: &History) {
     }
 }
 
-fn to_event(payload: String) -> Option<Event> {
+fn to_event(payload: String) -> Option<Arc<Event>> {
     to_event_bytes(Utf8Bytes::from(payload))
 }
 
-fn to_event_bytes(text: Utf8Bytes) -> Option<Event> {
+fn to_event_bytes(text: Utf8Bytes) -> Option<Arc<Event>> {
     let view = EventView::parse(text.as_str())
         .map_err(|err| tracing::error!(error = %err, "BUG: unreadable event"))
         .ok()?;
-    Some(Event {
+    Some(Arc::new(Event {
         seq: view.seq,
         timestamp_ms: view.timestamp,
         text: text.clone(),
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use shared::error_body::{ErrorBody, FieldError};
 use shared::jwt::{Claims, TokenError};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -58,6 +59,14 @@ pub fn socket_config() -> WebSocketConfig {
 }
 
 fn upgrade(state: Arc<NodeState>, mut req: Request<Incoming>) -> Resp {
+    if !state.revocations.is_loaded() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "the service is temporarily unavailable",
+            None,
+        );
+    }
     let claims = match authenticate(&state, &req) {
         Ok(claims) => claims,
         Err(message) => {
@@ -93,12 +102,25 @@ fn upgrade(state: Arc<NodeState>, mut req: Request<Incoming>) -> Resp {
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(socket_config()),
-                )
-                .await;
+                // Back to the bare TcpStream: no boxed I/O layer per socket.
+                let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+                    tracing::error!("BUG: the upgraded connection is not a TcpStream");
+                    return;
+                };
+                let socket = parts.io.into_inner();
+                let ws = if parts.read_buf.is_empty() {
+                    WebSocketStream::from_raw_socket(socket, Role::Server, Some(socket_config()))
+                        .await
+                } else {
+                    let read = parts.read_buf.to_vec();
+                    WebSocketStream::from_partially_read(
+                        socket,
+                        read,
+                        Role::Server,
+                        Some(socket_config()),
+                    )
+                    .await
+                };
                 session::run(ws, state, claims).await;
             }
             Err(err) => tracing::debug!(error = %err, "upgrade failed"),

@@ -20,7 +20,8 @@ use crate::broker::BrokerCmd;
 use crate::metrics::{CHANNELS, CONNECTIONS, QUEUE_DROPS, SLOW_CLOSES, SUBSCRIBED};
 use crate::protocol::close;
 
-/// One event, serialized once; every recipient gets a clone of the bytes.
+/// One event, serialized once; every recipient's queue holds an `Arc` of it
+/// (a pointer per queue slot keeps idle connections' queues small).
 #[derive(Debug, Clone)]
 pub struct Event {
     /// The owner's sequence number.
@@ -72,7 +73,7 @@ pub struct ConnRef {
 struct Conn {
     id: u64,
     jti: Uuid,
-    queue: mpsc::Sender<Event>,
+    queue: mpsc::Sender<Arc<Event>>,
     control: Arc<Control>,
     subscribed: bool,
 }
@@ -143,7 +144,7 @@ impl Hub {
         &self,
         user: Uuid,
         jti: Uuid,
-    ) -> (ConnRef, mpsc::Receiver<Event>, Arc<Control>) {
+    ) -> (ConnRef, mpsc::Receiver<Arc<Event>>, Arc<Control>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (queue, rx) = mpsc::channel(self.queue_len);
         let control = Arc::new(Control::default());
@@ -254,7 +255,7 @@ impl Hub {
     /// Fans an event out to the user's subscribed connections, in seq order.
     /// With `allow_gap` the event goes out even when earlier ones are
     /// missing (history no longer has them; clients will resync).
-    pub fn deliver(&self, user: Uuid, event: &Event, allow_gap: bool) -> Delivery {
+    pub fn deliver(&self, user: Uuid, event: &Arc<Event>, allow_gap: bool) -> Delivery {
         let Some(mut entry) = self.users.get_mut(&user) else {
             return Delivery::NoSubscribers;
         };
@@ -319,12 +320,12 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn event(seq: i64) -> Event {
-        Event {
+    fn event(seq: i64) -> Arc<Event> {
+        Arc::new(Event {
             seq,
             timestamp_ms: 0,
             text: Utf8Bytes::from(format!("{{\"seq\":{seq}}}")),
-        }
+        })
     }
 
     fn hub(queue: usize) -> (Hub, mpsc::UnboundedReceiver<BrokerCmd>) {

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use shared::jwt::Claims;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -20,7 +19,7 @@ use crate::protocol::{self, close, ClientMessage};
 use crate::state::NodeState;
 
 /// The socket type every session runs on.
-pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+pub type Socket = WebSocketStream<TcpStream>;
 
 /// Why the loop ended.
 enum End {
@@ -36,7 +35,7 @@ struct Session {
     conn: ConnRef,
     claims: Claims,
     /// Events fanned out by the hub, bounded.
-    queue: mpsc::Receiver<Event>,
+    queue: mpsc::Receiver<Arc<Event>>,
     control: Arc<Control>,
     subscribed: bool,
     /// The last seq this client has been sent (or told about).
@@ -150,13 +149,15 @@ impl Session {
                 self.reply(protocol::pong(chrono::Utc::now().timestamp_millis()))
                     .await
             }
-            Ok(ClientMessage::Subscribe { since }) => self.subscribe(since).await,
+            // Boxed: these rare paths hold database futures, and inline
+            // they would make every idle connection's task kilobytes larger.
+            Ok(ClientMessage::Subscribe { since }) => Box::pin(self.subscribe(since)).await,
             Ok(ClientMessage::Unsubscribe) => {
                 self.state.hub.set_subscribed(self.conn, false);
                 self.subscribed = false;
                 self.reply(protocol::unsubscribed()).await
             }
-            Ok(ClientMessage::Auth { token }) => self.reauthenticate(&token).await,
+            Ok(ClientMessage::Auth { token }) => Box::pin(self.reauthenticate(&token)).await,
             Err(why) => self.reply(protocol::error("BAD_MESSAGE", why)).await,
         }
     }
@@ -249,12 +250,12 @@ impl Session {
         self.reply(protocol::authenticated(exp)).await
     }
 
-    async fn send_event(&mut self, event: Event) -> Result<(), End> {
+    async fn send_event(&mut self, event: Arc<Event>) -> Result<(), End> {
         if !self.subscribed || event.seq <= self.last_seq {
             return Ok(());
         }
         self.last_seq = event.seq;
-        self.write(Message::Text(event.text))
+        self.write(Message::Text(event.text.clone()))
             .await
             .map_err(|_| End::Drop)?;
         let lag_ms = chrono::Utc::now().timestamp_millis() - event.timestamp_ms;

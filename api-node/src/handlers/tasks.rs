@@ -59,7 +59,14 @@ pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Resu
     let caller = authenticate(state, &req)?;
     let id = task_id(raw_id)?;
     no_query(&req)?;
-    match state.cache.get(id).await {
+    // A write of ours that has not reached Redis may have left an older
+    // copy there: read from PostgreSQL until it has.
+    let cached = if state.publisher.has_pending() {
+        None
+    } else {
+        state.cache.get(id).await
+    };
+    match cached {
         Some(cached) => {
             metrics::counter!(CACHE_LOOKUPS, "result" => "hit").increment(1);
             let response = match cached {
