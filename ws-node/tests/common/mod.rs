@@ -5,6 +5,7 @@
 
 #[path = "../../../api-node/tests/common/mod.rs"]
 pub mod api;
+pub mod nginx;
 
 use std::time::Duration;
 
@@ -213,4 +214,127 @@ impl Client {
 /// The close code as a number.
 pub fn code(code: CloseCode) -> u16 {
     u16::from(code)
+}
+
+// ---- Helpers for the fan-out, resume, limits and ops tests. ----
+
+/// A WebSocket upgrade request (with no token) that a test can add headers to.
+pub type WsRequest = tokio_tungstenite::tungstenite::handshake::client::Request;
+
+impl WsNode {
+    /// An HTTP URL on this node.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// An upgrade request for `/ws/updates` followed by `query` (e.g. `""`
+    /// or `"?token=…"`), ready for extra headers.
+    pub fn request(&self, query: &str) -> WsRequest {
+        format!("ws://127.0.0.1:{}/ws/updates{query}", self.port)
+            .into_client_request()
+            .unwrap()
+    }
+
+    /// Connects with a prepared request: the client, or the HTTP status of
+    /// the refusal.
+    pub async fn connect_request(&self, request: WsRequest) -> Result<Client, u16> {
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => Ok(Client { ws }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(response.status().as_u16())
+            }
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+
+    /// Connects and subscribes with `since`; returns the client, the
+    /// messages before SUBSCRIBED, and the SUBSCRIBED seq.
+    pub async fn resumed(&self, token: &str, since: i64) -> (Client, Vec<Value>, i64) {
+        let mut client = self.connect(token).await;
+        client
+            .send(json!({ "type": "SUBSCRIBE_TASKS", "since": since }))
+            .await;
+        let mut before = Vec::new();
+        loop {
+            let message = client.next().await;
+            if message["type"] == "SUBSCRIBED" {
+                let seq = message["seq"].as_i64().unwrap();
+                return (client, before, seq);
+            }
+            before.push(message);
+        }
+    }
+}
+
+impl Client {
+    /// The next text frame exactly as sent, within 5 s (pings are skipped).
+    pub async fn next_text(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("expected a text frame within 5 s"),
+                Ok(Some(Ok(Message::Text(text)))) => return text.as_str().to_owned(),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    panic!("expected a text frame, the server closed: {frame:?}")
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(None) | Ok(Some(Err(_))) => panic!("expected a text frame, the socket ended"),
+            }
+        }
+    }
+
+    /// The next `n` messages, each of which must be a task event.
+    pub async fn events(&mut self, n: usize) -> Vec<Value> {
+        let mut events = Vec::with_capacity(n);
+        for _ in 0..n {
+            let event = self.next().await;
+            assert!(is_event(&event), "expected a task event, got {event}");
+            events.push(event);
+        }
+        events
+    }
+
+    /// Sends a PING and expects the PONG: the connection is alive.
+    pub async fn assert_alive(&mut self) {
+        self.send(json!({ "type": "PING" })).await;
+        self.expect("PONG").await;
+    }
+}
+
+/// Whether a message is a task event.
+pub fn is_event(message: &Value) -> bool {
+    matches!(
+        message["type"].as_str(),
+        Some("TASK_CREATED" | "TASK_UPDATED" | "TASK_DELETED")
+    )
+}
+
+/// The seqs of some events.
+pub fn seqs(events: &[Value]) -> Vec<i64> {
+    events
+        .iter()
+        .map(|e| e["seq"].as_i64().expect("an event carries a seq"))
+        .collect()
+}
+
+/// A token of `user_id` signed with the test keys, expiring `ttl_secs` from
+/// now; returns it with its `exp`.
+pub fn token_expiring_in(user_id: &str, ttl_secs: i64) -> (String, i64) {
+    let now = chrono::Utc::now().timestamp();
+    let claims = shared::jwt::Claims {
+        sub: user_id.parse().unwrap(),
+        jti: uuid::Uuid::new_v4(),
+        iat: now,
+        exp: now + ttl_secs,
+    };
+    (api::jwt_keys().sign(&claims), claims.exp)
+}
+
+/// A direct connection to a Redis server.
+pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the test Redis is reachable")
 }

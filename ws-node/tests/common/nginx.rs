@@ -1,0 +1,84 @@
+//! A real nginx in front of a test's nodes, started from the deployment's
+//! own config template (deploy/nginx/nginx.conf).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Nginx {
+    pub port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+/// Renders the template for these upstream ports.
+pub fn render(listen: &str, api_ports: &[u16], ws_ports: &[u16], runtime_dir: &str) -> String {
+    let template = include_str!("../../../deploy/nginx/nginx.conf");
+    let servers = |ports: &[u16]| {
+        ports
+            .iter()
+            .map(|p| format!("server 127.0.0.1:{p};"))
+            .collect::<Vec<_>>()
+            .join("\n        ")
+    };
+    template
+        .replace("__LISTEN__", listen)
+        .replace("__API_SERVERS__", &servers(api_ports))
+        .replace("__WS_SERVERS__", &servers(ws_ports))
+        .replace("__RUNTIME_DIR__", runtime_dir)
+}
+
+impl Nginx {
+    pub async fn start(api_ports: &[u16], ws_ports: &[u16]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("nginx-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = render(
+            &format!("127.0.0.1:{port}"),
+            api_ports,
+            ws_ports,
+            dir.to_str().unwrap(),
+        );
+        let conf_path = dir.join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let bin = std::env::var("NGINX_BIN").unwrap_or_else(|_| "/usr/sbin/nginx".into());
+        let mut child = Command::new(bin)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx starts (apt-get install nginx, or set NGINX_BIN)");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { port, dir, child };
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "nginx did not start; see {}",
+            dir.join("error.log").display()
+        );
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
