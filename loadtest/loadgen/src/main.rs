@@ -1,0 +1,40 @@
+//! `loadgen`: WebSocket load for the task backend.
+//!
+//! - `idle`: opens N authenticated, subscribed connections (spread over many
+//!   127.0.0.x source addresses so ports do not run out), reports the open
+//!   rate and the ws-node's resident memory per connection, holds them.
+//! - `fanout`: N subscribed connections over U users while a writer commits
+//!   task changes over HTTP at a fixed rate; reports commit-to-receipt
+//!   latency p50/p99/max and events expected vs received.
+//! - `broadcast`: one user holding N connections, one event: how long until
+//!   every connection has it.
+//!
+//! Only ever point it at 127.0.0.1: every loop is bounded in count and time.
+
+mod args;
+mod client;
+mod scenarios;
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = args::Args::from_env();
+    let result = match args.command.as_str() {
+        "idle" => scenarios::idle(&args).await,
+        "fanout" => scenarios::fanout(&args).await,
+        "broadcast" => scenarios::broadcast(&args).await,
+        _ => {
+            eprintln!("usage: loadgen idle|fanout|broadcast [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("loadgen: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

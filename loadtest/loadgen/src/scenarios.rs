@@ -1,0 +1,250 @@
+//! The three scenarios. Each prints a human summary and one `RESULT` JSON
+//! line that the bench script collects, and answers whether its targets
+//! were met.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::args::Args;
+use crate::client::{self, Socket, User};
+
+/// Connections being opened at once.
+const OPENING_AT_ONCE: usize = 512;
+
+async fn users(args: &Args, http: &reqwest::Client, count: u64) -> anyhow::Result<Vec<User>> {
+    let mut users = Vec::new();
+    for _ in 0..count.max(1) {
+        users.push(client::register(http, &args.api()).await?);
+    }
+    Ok(users)
+}
+
+/// Opens `conns` subscribed connections round-robin over `users`.
+async fn open_all(
+    ws_url: &str,
+    users: &[User],
+    conns: usize,
+) -> (Vec<(usize, Socket)>, Duration, usize) {
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(OPENING_AT_ONCE));
+    let mut opening = JoinSet::new();
+    for n in 0..conns {
+        let permit = gate.clone().acquire_owned().await.expect("semaphore open");
+        let (url, token) = (ws_url.to_owned(), users[n % users.len()].token.clone());
+        opening.spawn(async move {
+            let result = tokio::time::timeout(
+                Duration::from_secs(30),
+                client::connect_subscribed(&url, &token, client::source(n)),
+            )
+            .await;
+            drop(permit);
+            (n, result)
+        });
+    }
+    let mut open = Vec::with_capacity(conns);
+    let mut failed = 0;
+    while let Some(done) = opening.join_next().await {
+        match done {
+            Ok((n, Ok(Ok(ws)))) => open.push((n, ws)),
+            Ok((_, Ok(Err(err)))) => {
+                if failed < 3 {
+                    eprintln!("connect failed: {err:#}");
+                }
+                failed += 1;
+            }
+            _ => failed += 1,
+        }
+    }
+    (open, started.elapsed(), failed)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Idle connections: open rate and memory per connection.
+pub async fn idle(args: &Args) -> anyhow::Result<bool> {
+    let http = reqwest::Client::new();
+    let conns = args.number("conns", 1000) as usize;
+    let users = users(args, &http, args.number("users", 100)).await?;
+    let pid = args.number("pid", 0) as u32;
+    let before = client::rss_bytes(pid);
+    let (open, took, failed) = open_all(&args.ws(), &users, conns).await;
+    let rate = open.len() as f64 / took.as_secs_f64();
+    // Let the node settle (allocator, lazily grown buffers) before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = client::rss_bytes(pid);
+    let per_conn = match (before, after) {
+        (Some(b), Some(a)) if !open.is_empty() => {
+            Some(a.saturating_sub(b) as f64 / open.len() as f64)
+        }
+        _ => None,
+    };
+    println!(
+        "idle: {} open ({} failed) in {:.2}s = {:.0} conn/s; ws-node RSS {:?} -> {:?} bytes; {} bytes/conn",
+        open.len(),
+        failed,
+        took.as_secs_f64(),
+        rate,
+        before,
+        after,
+        per_conn.map_or("?".into(), |b| format!("{b:.0}"))
+    );
+    println!(
+        "RESULT {}",
+        json!({ "scenario": "ws_idle", "connections": open.len(), "failed": failed, "open_secs": took.as_secs_f64(),
+                "open_per_sec": rate, "rss_before": before, "rss_after": after, "bytes_per_conn": per_conn })
+    );
+    tokio::time::sleep(Duration::from_secs(args.number("hold", 1))).await;
+    drop(open);
+    Ok(failed == 0)
+}
+
+/// Per-connection tallies.
+#[derive(Default)]
+struct Tally {
+    received: AtomicU64,
+    gaps: AtomicU64,
+    latencies_ms: Mutex<Vec<i64>>,
+}
+
+/// Reads events until `stop`; records latency and seq gaps.
+async fn read_events(mut ws: Socket, tally: Arc<Tally>, mut stop: watch::Receiver<bool>) {
+    let mut last_seq: Option<i64> = None;
+    let mut local = Vec::new();
+    loop {
+        tokio::select! {
+            message = ws.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let now = client::now_ms();
+                    let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
+                    if let (Some(seq), Some(at)) = (value["seq"].as_i64(), value["timestamp"].as_i64()) {
+                        if last_seq.is_some_and(|last| seq != last + 1) {
+                            tally.gaps.fetch_add(1, Ordering::Relaxed);
+                        }
+                        last_seq = Some(seq);
+                        local.push(now - at);
+                        tally.received.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    tally
+        .latencies_ms
+        .lock()
+        .expect("not poisoned")
+        .extend(local);
+}
+
+/// Subscribers over `users` users while a writer commits at `rate`/s.
+pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
+    let http = reqwest::Client::new();
+    let conns = args.number("conns", 1000) as usize;
+    let user_count = args.number("users", 100);
+    let rate = args.number("rate", 100).max(1);
+    let secs = args.number("secs", 10).min(600);
+    let users = users(args, &http, user_count).await?;
+    let (open, took, failed) = open_all(&args.ws(), &users, conns).await;
+    println!(
+        "fanout: {} subscribed ({failed} failed) in {:.2}s",
+        open.len(),
+        took.as_secs_f64()
+    );
+    let conns_per_user: Vec<u64> = (0..users.len())
+        .map(|u| open.iter().filter(|(n, _)| n % users.len() == u).count() as u64)
+        .collect();
+
+    let tally = Arc::new(Tally::default());
+    let (stop, stopped) = watch::channel(false);
+    let mut readers = JoinSet::new();
+    for (_, ws) in open {
+        readers.spawn(read_events(ws, tally.clone(), stopped.clone()));
+    }
+
+    // The writer: `rate` creates per second, round-robin over users, with
+    // a bounded number in flight.
+    let writes = (rate * secs) as usize;
+    let mut written = vec![0u64; users.len()];
+    let in_flight = Arc::new(Semaphore::new(64));
+    let mut writers = JoinSet::new();
+    let started = Instant::now();
+    for n in 0..writes {
+        let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
+        let (http, api, user) = (http.clone(), args.api(), users[n % users.len()].clone());
+        written[n % users.len()] += 1;
+        writers.spawn(async move {
+            let ok = client::create_task(&http, &api, &user, n as u64)
+                .await
+                .is_ok();
+            drop(permit);
+            ok
+        });
+    }
+    let mut write_failures = 0;
+    while let Some(ok) = writers.join_next().await {
+        if !matches!(ok, Ok(true)) {
+            write_failures += 1;
+        }
+    }
+    let achieved = writes as f64 / started.elapsed().as_secs_f64();
+    let expected: u64 = written
+        .iter()
+        .zip(&conns_per_user)
+        .map(|(w, c)| w * c)
+        .sum();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tally.received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(true);
+    while readers.join_next().await.is_some() {}
+    let mut latencies = tally.latencies_ms.lock().expect("not poisoned").clone();
+    latencies.sort_unstable();
+    let received = tally.received.load(Ordering::Relaxed);
+    let (p50, p99, max) = (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0),
+    );
+    println!(
+        "fanout: {writes} writes at {achieved:.0}/s ({write_failures} failed); events expected {expected}, received {received}, gaps {}; commit->receipt p50 {p50} ms, p99 {p99} ms, max {max} ms",
+        tally.gaps.load(Ordering::Relaxed)
+    );
+    println!(
+        "RESULT {}",
+        json!({ "scenario": if users.len() == 1 { "ws_broadcast" } else { "ws_fanout" }, "connections": conns_per_user.iter().sum::<u64>(),
+                "users": users.len(), "writes": writes, "writes_per_sec": achieved, "write_failures": write_failures,
+                "expected": expected, "received": received, "gaps": tally.gaps.load(Ordering::Relaxed),
+                "p50_ms": p50, "p99_ms": p99, "max_ms": max })
+    );
+    Ok(received == expected && write_failures == 0 && failed == 0)
+}
+
+/// One user with many connections, a handful of events.
+pub async fn broadcast(args: &Args) -> anyhow::Result<bool> {
+    let mut forwarded = Args::from_env();
+    forwarded.set("users", "1");
+    forwarded.set("rate", &args.number("rate", 1).to_string());
+    forwarded.set("secs", &args.number("secs", 5).to_string());
+    fanout(&forwarded).await
+}
