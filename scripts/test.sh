@@ -6,7 +6,8 @@
 #   bash scripts/test.sh [cargo test args...]
 #
 # Order: cargo fmt --check, cargo clippy -D warnings (both skipped when
-# SKIP_LINT is set), then cargo test --workspace --locked "$@".
+# SKIP_LINT is set), deploy/check.sh (skipped when SKIP_DEPLOY_CHECK is set),
+# then cargo test --workspace --locked "$@".
 # Exports for the tests:
 #   TEST_DATABASE_URL  postgres://postgres@127.0.0.1:PORT/postgres (admin URL)
 #   TEST_REDIS_URL     redis://127.0.0.1:PORT
@@ -45,8 +46,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# shellcheck disable=SC2119
-ensure_packages
+ensure_packages nginx
 
 # Remove state left behind by earlier runs that were killed (their PID is gone).
 for d in "$REPO"/.local/test-*; do
@@ -78,6 +78,8 @@ REDIS_SERVER_BIN="$(command -v redis-server)"
 export REDIS_SERVER_BIN
 export PG_BIN_DIR
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+NGINX_BIN="$(command -v nginx)"
+export NGINX_BIN
 
 echo "[test] TEST_DATABASE_URL=$TEST_DATABASE_URL" >&2
 echo "[test] TEST_REDIS_URL=$TEST_REDIS_URL" >&2
@@ -98,6 +100,14 @@ if [[ -z "${SKIP_LINT:-}" ]]; then
     echo "[test] cargo clippy --workspace --all-targets --locked -- -D warnings" >&2
     if ! cargo clippy --workspace --all-targets --locked -- -D warnings; then
         echo "[test] FAILED: clippy" >&2
+        exit 1
+    fi
+fi
+
+if [[ -z "${SKIP_DEPLOY_CHECK:-}" ]]; then
+    echo "[test] deploy/check.sh" >&2
+    if ! bash deploy/check.sh; then
+        echo "[test] FAILED: deploy checks" >&2
         exit 1
     fi
 fi

@@ -1,28 +1,26 @@
 #!/usr/bin/env bash
 #
-# scripts/up.sh — bring the system up locally for development.
+# scripts/up.sh — bring the whole system up locally: its own PostgreSQL and
+# Redis (private instances under .local/dev, data kept between runs), two
+# api-nodes and two ws-nodes, nginx in front on one public port, and
+# optionally Prometheus. Ctrl-C (or SIGTERM) stops everything.
 #
-# Starts PostgreSQL (127.0.0.1:${PG_PORT:-15432}) and Redis
-# (127.0.0.1:${REDIS_PORT:-16379}) with state under .local/dev (data persists
-# between runs), builds and starts api-node on 127.0.0.1:${API_PORT:-8080}
-# and ws-node on 127.0.0.1:${WS_PORT:-8090},
-# and stops everything again on Ctrl-C / SIGTERM / exit.
+# Settings (defaults): PUBLIC_PORT=8080, API_NODES=2, WS_NODES=2,
+# API_BASE_PORT=8081, WS_BASE_PORT=8091, PG_PORT=15432, REDIS_PORT=16379,
+# PROMETHEUS=0 (1: run Prometheus on PROMETHEUS_PORT=9090),
+# BUILD_PROFILE=release (debug: use the test build), UP_NO_BUILD=1 (skip
+# cargo build), UP_DRY_RUN=1 (stop once PostgreSQL and Redis are up).
 #
-# Environment for the node (also written to .local/dev/env):
-#   DATABASE_URL  postgres://postgres@127.0.0.1:$PG_PORT/tasks
-#   REDIS_URL     redis://127.0.0.1:$REDIS_PORT
-#   JWT_SECRET    random, generated once into .local/dev/jwt_secret
-#   LISTEN_ADDR   127.0.0.1:$API_PORT
-# Knobs:
-#   UP_DRY_RUN=1  stop right after the services are up and the database exists
-#   UP_NO_BUILD=1 skip `cargo build`, use the existing target/release/api-node
-#   SVC_START_TIMEOUT  seconds to wait for each service / node (default 30)
+# The nodes' environment is written to .local/dev/env (`source` it to use
+# the api-node binary or psql against the dev database).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 # shellcheck source=scripts/services.sh
 source "$REPO/scripts/services.sh"
+# shellcheck source=scripts/cluster.sh
+source "$REPO/scripts/cluster.sh"
 
 if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
     PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -30,108 +28,31 @@ fi
 
 PG_PORT="${PG_PORT:-15432}"
 REDIS_PORT="${REDIS_PORT:-16379}"
-API_PORT="${API_PORT:-8080}"
-WS_PORT="${WS_PORT:-8090}"
-DEV_STATE="$REPO/.local/dev"
-LOG_DIR="$DEV_STATE/logs"
-API_NODE_BIN="$REPO/target/release/api-node"
-WS_NODE_BIN="$REPO/target/release/ws-node"
-TIMEOUT="${SVC_START_TIMEOUT:-30}"
+DEV_STATE="$CLUSTER_DIR"
 
 log() { printf '[up] %s\n' "$*" >&2; }
 die() { printf '[up] ERROR: %s\n' "$*" >&2; exit 1; }
-
-# ---------------------------------------------------------------- processes
-# Every long-running process started here is recorded as "pid name".
-NODE_PIDS=()
-NODE_NAMES=()
-
-# shellcheck disable=SC2317 # invoked via trap
-stop_nodes() {
-    local i pid n
-    ((${#NODE_PIDS[@]} > 0)) || return 0
-    for i in "${!NODE_PIDS[@]}"; do
-        pid=${NODE_PIDS[$i]}
-        if kill -0 "$pid" 2>/dev/null; then
-            log "stopping ${NODE_NAMES[$i]} (pid $pid)"
-            kill -TERM "$pid" 2>/dev/null || true
-        fi
-    done
-    for i in "${!NODE_PIDS[@]}"; do
-        pid=${NODE_PIDS[$i]}
-        for ((n = 0; n < 100; n++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "${NODE_NAMES[$i]} (pid $pid) did not stop within 10s; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    done
-    NODE_PIDS=()
-    NODE_NAMES=()
-}
 
 # shellcheck disable=SC2317 # invoked via trap
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM HUP
-    stop_nodes
+    stop_cluster
     stop_services
     log "everything stopped"
     exit "$rc"
 }
+
+packages=(curl nginx)
+[[ $PROMETHEUS == 1 ]] && packages+=(prometheus)
+ensure_packages "${packages[@]}"
+mkdir -p "$DEV_STATE" "$LOG_DIR" "$RUN_DIR"
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
-
-# wait_http NAME URL PID — wait until URL answers 2xx, failing early if PID dies.
-wait_http() {
-    local name=$1 url=$2 pid=$3 logfile=$4 i
-    for ((i = 0; i < TIMEOUT * 5; i++)); do
-        if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "$name exited before becoming ready"
-            _svc_log_tail "$logfile"
-            return 1
-        fi
-        sleep 0.2
-    done
-    log "$name did not answer $url within ${TIMEOUT}s"
-    _svc_log_tail "$logfile"
-    return 1
-}
-
-# start_node NAME BIN ADDR_VAR LISTEN_ADDR — start one node in the background
-# with the environment exported below and ADDR_VAR=LISTEN_ADDR; logs to
-# .local/dev/logs/NAME.log.
-start_node() {
-    local name=$1 bin=$2 addr_var=$3 addr=$4 logfile pid
-    logfile="$LOG_DIR/$name.log"
-    if port_in_use "${addr##*:}"; then
-        die "$addr is already in use (set API_PORT / WS_PORT to other ports)"
-    fi
-    log "starting $name on $addr (log: ${logfile#"$REPO"/})"
-    env "$addr_var=$addr" "$bin" </dev/null >"$logfile" 2>&1 &
-    pid=$!
-    NODE_PIDS+=("$pid")
-    NODE_NAMES+=("$name")
-    wait_http "$name" "http://$addr/readyz" "$pid" "$logfile" || die "$name failed to start"
-    log "$name is ready"
-}
-
-start_nodes() {
-    start_node api-node-1 "$API_NODE_BIN" LISTEN_ADDR "127.0.0.1:$API_PORT"
-    start_node ws-node-1 "$WS_NODE_BIN" WS_LISTEN_ADDR "127.0.0.1:$WS_PORT"
-}
-
-# ---------------------------------------------------------------- services
-ensure_packages curl
-mkdir -p "$DEV_STATE" "$LOG_DIR"
+# A cluster left behind by a killed run would hold the ports.
+stop_cluster
 
 start_postgres "$DEV_STATE/pg" "$PG_PORT" || die "PostgreSQL failed to start (is PG_PORT=$PG_PORT free?)"
 start_redis "$DEV_STATE/redis" "$REDIS_PORT" || die "Redis failed to start (is REDIS_PORT=$REDIS_PORT free?)"
@@ -141,9 +62,7 @@ if [[ "$("${PSQL[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = 'tasks'")"
     log "creating database tasks"
     "${PSQL[@]}" -c 'CREATE DATABASE tasks'
 fi
-
 if [[ ! -s "$DEV_STATE/jwt_secret" ]]; then
-    log "generating JWT secret in ${DEV_STATE#"$REPO"/}/jwt_secret"
     (umask 077 && od -An -tx1 -N48 /dev/urandom | tr -d ' \n' >"$DEV_STATE/jwt_secret")
 fi
 
@@ -151,16 +70,16 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/tasks"
 export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 JWT_SECRET="$(cat "$DEV_STATE/jwt_secret")"
 export JWT_SECRET
-export LISTEN_ADDR="127.0.0.1:$API_PORT"
 (
     umask 077
-    cat >"$DEV_STATE/env" <<EOF
+    cat >"$DEV_STATE/env" <<ENV
 # written by scripts/up.sh; \`source .local/dev/env\` to talk to the dev services
 export DATABASE_URL='$DATABASE_URL'
 export REDIS_URL='$REDIS_URL'
 export JWT_SECRET='$JWT_SECRET'
-export LISTEN_ADDR='$LISTEN_ADDR'
-EOF
+export PUBLIC_PORT='$PUBLIC_PORT' API_NODES='$API_NODES' WS_NODES='$WS_NODES'
+export API_BASE_PORT='$API_BASE_PORT' WS_BASE_PORT='$WS_BASE_PORT' BUILD_PROFILE='$BUILD_PROFILE'
+ENV
 )
 
 if [[ "${UP_DRY_RUN:-}" == 1 ]]; then
@@ -168,47 +87,45 @@ if [[ "${UP_DRY_RUN:-}" == 1 ]]; then
     exit 0
 fi
 
-# ---------------------------------------------------------------- api-node
-if [[ "${UP_NO_BUILD:-}" == 1 ]]; then
-    log "UP_NO_BUILD=1: using the existing ${API_NODE_BIN#"$REPO"/}"
-else
-    log "cargo build --release --locked -p api-node -p ws-node"
-    cargo build --release --locked -p api-node -p ws-node
+if [[ "${UP_NO_BUILD:-}" != 1 ]]; then
+    profile_flag=()
+    [[ $BUILD_PROFILE == release ]] && profile_flag=(--release)
+    log "cargo build ${profile_flag[*]} --locked -p api-node -p ws-node"
+    cargo build "${profile_flag[@]}" --locked -p api-node -p ws-node
 fi
-[[ -x "$API_NODE_BIN" && -x "$WS_NODE_BIN" ]] || die "the nodes were not built"
+[[ -x "$BIN_DIR/api-node" && -x "$BIN_DIR/ws-node" ]] || die "the nodes were not built in $BIN_DIR"
 
 log "api-node migrate"
-"$API_NODE_BIN" migrate </dev/null
+"$BIN_DIR/api-node" migrate </dev/null >>"$LOG_DIR/migrate.log" 2>&1 || die "migrate failed (see $LOG_DIR/migrate.log)"
 log "api-node seed"
-"$API_NODE_BIN" seed </dev/null
+"$BIN_DIR/api-node" seed </dev/null >>"$LOG_DIR/migrate.log" 2>&1 || die "seed failed (see $LOG_DIR/migrate.log)"
 
-start_nodes
+start_cluster || die "the cluster did not start (logs in ${LOG_DIR#"$REPO"/})"
 
-API="http://127.0.0.1:$API_PORT"
-cat <<EOF
+PUBLIC="http://127.0.0.1:$PUBLIC_PORT"
+cat <<BANNER
 
   ============================================================
-   API:      $API
-   OpenAPI:  GET $API/openapi.json
-   Live:     ws://127.0.0.1:$WS_PORT/ws/updates?token=<token>
+   API:        $PUBLIC/api/...   (OpenAPI: $PUBLIC/openapi.json)
+   WebSocket:  ws://127.0.0.1:$PUBLIC_PORT/ws/updates?token=<token>
+   Nodes:      $(for n in $(api_names) $(ws_names); do printf '%s=:%s ' "$n" "$(node_port "$n")"; done)
+$([[ $PROMETHEUS == 1 ]] && echo "   Prometheus: http://127.0.0.1:$PROMETHEUS_PORT")
    Demo login: demo@example.com / demo-password
 
-     curl -sS -X POST $API/api/auth/login \\
+     curl -sS -X POST $PUBLIC/api/auth/login \\
           -H 'content-type: application/json' \\
           -d '{"email":"demo@example.com","password":"demo-password"}'
 
-   Logs:     ${LOG_DIR#"$REPO"/}/
-   Env:      source ${DEV_STATE#"$REPO"/}/env
-   PostgreSQL: $DATABASE_URL
-   Redis:      $REDIS_URL
-
-   Press Ctrl-C to stop
+   Logs:       ${LOG_DIR#"$REPO"/}/      Env: source ${DEV_STATE#"$REPO"/}/env
+   Rolling restart under traffic: scripts/rolling-restart.sh
+   Stop:       Ctrl-C
   ============================================================
 
-EOF
+BANNER
 
-# Wait until a node exits on its own, or a signal arrives (the traps clean up).
-status=0
-wait -n "${NODE_PIDS[@]}" || status=$?
-log "a node exited (status $status); shutting down"
-exit "$status"
+# Wait for a signal (the traps clean up). Nodes may be restarted by the
+# rolling-restart script meanwhile, so no single child is waited on.
+while true; do
+    sleep 1 &
+    wait $! || true
+done

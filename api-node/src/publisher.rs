@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::cache::TaskCache;
 use crate::db::task_events::{self, OutboxEvent};
-use shared::redis_conn::RedisConn;
+use shared::redis_conn::{RedisConn, RedisFailure};
 
 /// How many recent events each user keeps for resuming with `since`.
 pub const RECENT_EVENTS: isize = 1000;
@@ -65,7 +65,8 @@ impl Publisher {
     /// keeps them for [`Publisher::run_retries`] (and the outbox keeps them
     /// for the relay).
     pub async fn publish(&self, events: &[OutboxEvent]) {
-        if !self.put_on_redis(events).await {
+        if let Err(err) = self.put_on_redis(events).await {
+            tracing::warn!(error = %err, "publishing events failed; retrying");
             let mut pending = self.pending.lock().expect("BUG: pending lock poisoned");
             let room = MAX_PENDING.saturating_sub(pending.len());
             pending.extend(events.iter().take(room).cloned());
@@ -92,7 +93,7 @@ impl Publisher {
                 let pending = self.pending.lock().expect("BUG: pending lock poisoned");
                 pending.iter().take(500).cloned().collect()
             };
-            if !batch.is_empty() && self.put_on_redis(&batch).await {
+            if !batch.is_empty() && self.put_on_redis(&batch).await.is_ok() {
                 self.pending
                     .lock()
                     .expect("BUG: pending lock poisoned")
@@ -105,9 +106,9 @@ impl Publisher {
         }
     }
 
-    /// Puts `events` on Redis in one round trip. `false` when Redis could
-    /// not take them: they stay unpublished in the outbox for the relay.
-    pub async fn put_on_redis(&self, events: &[OutboxEvent]) -> bool {
+    /// Puts `events` on Redis in one round trip. On failure they stay
+    /// unpublished in the outbox for the relay.
+    pub async fn put_on_redis(&self, events: &[OutboxEvent]) -> Result<(), RedisFailure> {
         let mut pipe = redis::pipe();
         for event in events {
             self.add_event(&mut pipe, event);
@@ -118,12 +119,11 @@ impl Publisher {
                     let _ = self.published.send((event.user_id, event.seq));
                 }
                 metrics::counter!(crate::metrics::EVENTS_PUBLISHED).increment(events.len() as u64);
-                true
+                Ok(())
             }
             Err(err) => {
-                tracing::warn!(error = %err, "publishing events failed; the relay will retry");
                 metrics::counter!(crate::metrics::EVENT_PUBLISH_FAILURES).increment(1);
-                false
+                Err(err)
             }
         }
     }

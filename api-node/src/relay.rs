@@ -67,7 +67,7 @@ pub async fn relay_once(
     if events.is_empty() {
         return Ok(0);
     }
-    if !publisher.put_on_redis(&events).await {
+    if publisher.put_on_redis(&events).await.is_err() {
         return Ok(0);
     }
     let keys: Vec<_> = events.iter().map(|e| (e.user_id, e.seq)).collect();

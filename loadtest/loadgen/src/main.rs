@@ -8,12 +8,15 @@
 //!   latency p50/p99/max and events expected vs received.
 //! - `broadcast`: one user holding N connections, one event: how long until
 //!   every connection has it.
+//! - `soak`: REST traffic and subscribers that resume after every close,
+//!   while something disruptive runs beside it (the rolling restart).
 //!
 //! Only ever point it at 127.0.0.1: every loop is bounded in count and time.
 
 mod args;
 mod client;
 mod scenarios;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -24,8 +27,9 @@ async fn main() -> ExitCode {
         "idle" => scenarios::idle(&args).await,
         "fanout" => scenarios::fanout(&args).await,
         "broadcast" => scenarios::broadcast(&args).await,
+        "soak" => soak::soak(&args).await,
         _ => {
-            eprintln!("usage: loadgen idle|fanout|broadcast [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS]");
+            eprintln!("usage: loadgen idle|fanout|broadcast|soak [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS]");
             return ExitCode::from(2);
         }
     };
