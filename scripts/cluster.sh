@@ -31,6 +31,10 @@ RUN_DIR="$CLUSTER_DIR/run"
 LOG_DIR="$CLUSTER_DIR/logs"
 BIN_DIR="$REPO/target/$BUILD_PROFILE"
 CLUSTER_TIMEOUT="${SVC_START_TIMEOUT:-30}"
+# A node that refused a connection is skipped for 2 s only (nginx's default
+# is 10 s): restarts are quick, and a rolling restart must never find every
+# node of a tier marked down at once.
+SERVER_PARAMS="max_fails=1 fail_timeout=2s"
 
 clog() { printf '[cluster] %s\n' "$*" >&2; }
 
@@ -113,8 +117,8 @@ render_nginx() {
         for x in "$@"; do [[ $x == "$name" ]] && skip=1; done
         ((skip)) && continue
         case $name in
-            api-node-*) api+="server 127.0.0.1:$(node_port "$name"); " ;;
-            ws-node-*) ws+="server 127.0.0.1:$(node_port "$name"); " ;;
+            api-node-*) api+="server 127.0.0.1:$(node_port "$name") $SERVER_PARAMS; " ;;
+            ws-node-*) ws+="server 127.0.0.1:$(node_port "$name") $SERVER_PARAMS; " ;;
         esac
     done
     sed -e "s|__LISTEN__|127.0.0.1:$PUBLIC_PORT|" \
@@ -129,7 +133,9 @@ _nginx() { nginx -e "$RUN_DIR/nginx/error.log" -p "$RUN_DIR/nginx" -c "$RUN_DIR/
 start_nginx() {
     render_nginx
     _nginx -t -q || return 1
-    _nginx </dev/null >>"$LOG_DIR/nginx.log" 2>&1 &
+    # Not through _nginx: `$!` must be nginx's own pid, not a subshell's.
+    nginx -e "$RUN_DIR/nginx/error.log" -p "$RUN_DIR/nginx" -c "$RUN_DIR/nginx/nginx.conf" \
+        </dev/null >>"$LOG_DIR/nginx.log" 2>&1 &
     echo $! >"$RUN_DIR/nginx.pid"
     local i
     for ((i = 0; i < 100; i++)); do

@@ -7,7 +7,8 @@
 #
 # Order: cargo fmt --check, cargo clippy -D warnings (both skipped when
 # SKIP_LINT is set), deploy/check.sh (skipped when SKIP_DEPLOY_CHECK is set),
-# then cargo test --workspace --locked "$@".
+# scripts/cluster-check.sh (skipped when SKIP_CLUSTER_CHECK is set), then
+# cargo test --workspace --locked "$@".
 # Exports for the tests:
 #   TEST_DATABASE_URL  postgres://postgres@127.0.0.1:PORT/postgres (admin URL)
 #   TEST_REDIS_URL     redis://127.0.0.1:PORT
@@ -46,7 +47,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-ensure_packages nginx
+ensure_packages nginx curl prometheus
 
 # Remove state left behind by earlier runs that were killed (their PID is gone).
 for d in "$REPO"/.local/test-*; do
@@ -108,6 +109,14 @@ if [[ -z "${SKIP_DEPLOY_CHECK:-}" ]]; then
     echo "[test] deploy/check.sh" >&2
     if ! bash deploy/check.sh; then
         echo "[test] FAILED: deploy checks" >&2
+        exit 1
+    fi
+fi
+
+if [[ -z "${SKIP_CLUSTER_CHECK:-}" ]]; then
+    echo "[test] scripts/cluster-check.sh (nginx, 2+2 nodes, Prometheus, rolling restart under traffic)" >&2
+    if ! bash scripts/cluster-check.sh; then
+        echo "[test] FAILED: cluster check" >&2
         exit 1
     fi
 fi

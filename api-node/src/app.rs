@@ -3,6 +3,7 @@
 //! [`Application::run_until_stopped`] serves until a shutdown signal.
 
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use shared::redis_keys::RedisKeys;
@@ -31,6 +32,7 @@ impl Application {
     /// down, and `/readyz` says so), binds and starts background tasks.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = shared::prometheus::handle();
+        crate::metrics::register();
         let pool = db::pool(&config.database_url, config.db_pool_size, config.db_timeout)?;
         let redis_client = redis::Client::open(config.redis_url.as_str())?;
         let redis = RedisConn::new(redis_client.clone(), config.redis_timeout)?;
@@ -76,6 +78,7 @@ impl Application {
             cache,
             publisher,
             metrics,
+            draining: AtomicBool::new(false),
         });
         Ok(Self {
             listener,

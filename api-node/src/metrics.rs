@@ -27,3 +27,14 @@ pub fn record_pool(pool: &deadpool_postgres::Pool) {
     metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "in_use").set(status.size as f64 - idle);
     metrics::gauge!(DB_POOL_MAX).set(status.max_size as f64);
 }
+
+/// Registers every counter and gauge at zero, so dashboards and alerts see
+/// a series (at 0) from the start instead of none until the first event.
+pub fn register() {
+    for name in [EVENTS_PUBLISHED, EVENT_PUBLISH_FAILURES, EVENTS_RELAYED] {
+        metrics::counter!(name).absolute(0);
+    }
+    metrics::counter!(CACHE_LOOKUPS, "result" => "hit").absolute(0);
+    metrics::counter!(CACHE_LOOKUPS, "result" => "miss").absolute(0);
+    metrics::gauge!(HASHES_RUNNING).set(0.0);
+}

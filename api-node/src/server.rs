@@ -66,10 +66,31 @@ pub async fn serve(
             drop(permit);
         });
     }
+    // Lame duck: refuse new connections (a balancer's connect fails, so it
+    // safely tries another node, even for a POST), and answer every request
+    // still arriving on open connections with `Connection: close`. Idle
+    // keep-alive connections are left for their client to close (nginx
+    // drops idle upstream connections after 5 s): closing them here could
+    // race a request the client is sending at that moment, which it could
+    // not safely retry.
     drop(listener);
+    state
+        .draining
+        .store(true, std::sync::atomic::Ordering::Release);
     tracing::info!("shutting down: draining in-flight requests");
+    let deadline = tokio::time::Instant::now() + grace;
+    let idle_wait = tokio::time::Instant::now() + grace.min(LAME_DUCK);
+    while connections.available_permits() < config.max_connections
+        && tokio::time::Instant::now() < idle_wait
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+        _ = tokio::time::sleep_until(deadline) => tracing::warn!("grace period over; closing remaining connections"),
     }
 }
+
+/// How long a stopping node keeps idle connections open for their clients
+/// to close: longer than nginx's upstream keep-alive timeout.
+const LAME_DUCK: Duration = Duration::from_secs(6);

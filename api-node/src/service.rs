@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderValue, Request};
+use std::sync::atomic::Ordering;
+
+use http::{header, HeaderValue, Request};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
@@ -53,6 +55,11 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
     .instrument(span)
     .await;
     response.headers_mut().insert(REQUEST_ID, request_id);
+    if state.draining.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let status = response.status().as_u16().to_string();
     metrics::counter!(HTTP_REQUESTS, "route" => label, "method" => method.to_string(), "status" => status).increment(1);
     metrics::histogram!(HTTP_DURATION, "route" => label, "method" => method.to_string())

@@ -1,5 +1,6 @@
 //! What every request can reach.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
@@ -33,4 +34,6 @@ pub struct AppState {
     pub publisher: Publisher,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Set once shutdown began: responses then close their connection.
+    pub draining: AtomicBool,
 }

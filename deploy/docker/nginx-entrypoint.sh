@@ -32,7 +32,7 @@ servers() {
                 exit 2
                 ;;
         esac
-        list="${list}server $s; "
+        list="${list}server $s max_fails=1 fail_timeout=2s; "
     done
     if [ -z "$list" ]; then
         echo "nginx-entrypoint: $1 is empty" >&2

@@ -36,6 +36,7 @@ impl Application {
     /// Connects lazily, binds, and starts the background tasks.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = shared::prometheus::handle();
+        crate::metrics::register();
         let pool = pool(&config)?;
         let redis_client = redis::Client::open(config.redis_url.as_str())?;
         let redis = RedisConn::new(redis_client.clone(), Duration::from_millis(500))?;

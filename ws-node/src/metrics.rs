@@ -20,3 +20,23 @@ pub const CLOSES: &str = "ws_closes_total";
 pub const FANOUT_LATENCY: &str = "ws_fanout_latency_seconds";
 /// Events fetched from history to fill a gap.
 pub const GAP_FILLS: &str = "ws_gap_fill_events_total";
+
+/// Registers every counter and gauge at zero, so dashboards and alerts see
+/// a series (at 0) from the start instead of none until the first event.
+pub fn register() {
+    for name in [
+        MESSAGES_IN,
+        MESSAGES_OUT,
+        QUEUE_DROPS,
+        SLOW_CLOSES,
+        GAP_FILLS,
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
+    for name in [CONNECTIONS, CHANNELS, SUBSCRIBED] {
+        metrics::gauge!(name).set(0.0);
+    }
+    for code in ["1000", "1001", "1008", "1009", "4001"] {
+        metrics::counter!(CLOSES, "code" => code).absolute(0);
+    }
+}

@@ -17,7 +17,7 @@ pub fn render(listen: &str, api_ports: &[u16], ws_ports: &[u16], runtime_dir: &s
     let servers = |ports: &[u16]| {
         ports
             .iter()
-            .map(|p| format!("server 127.0.0.1:{p};"))
+            .map(|p| format!("server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;"))
             .collect::<Vec<_>>()
             .join("\n        ")
     };
