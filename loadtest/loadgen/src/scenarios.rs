@@ -18,10 +18,22 @@ use crate::client::{self, Socket, User};
 /// Connections being opened at once.
 const OPENING_AT_ONCE: usize = 512;
 
+/// Registers `count` users, 8 at a time (each costs a password hash).
 async fn users(args: &Args, http: &reqwest::Client, count: u64) -> anyhow::Result<Vec<User>> {
-    let mut users = Vec::new();
+    let gate = Arc::new(Semaphore::new(8));
+    let mut registering = JoinSet::new();
     for _ in 0..count.max(1) {
-        users.push(client::register(http, &args.api()).await?);
+        let permit = gate.clone().acquire_owned().await.expect("semaphore open");
+        let (http, api) = (http.clone(), args.api());
+        registering.spawn(async move {
+            let user = client::register(&http, &api).await;
+            drop(permit);
+            user
+        });
+    }
+    let mut users = Vec::new();
+    while let Some(user) = registering.join_next().await {
+        users.push(user??);
     }
     Ok(users)
 }

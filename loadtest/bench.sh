@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+#
+# loadtest/bench.sh — the benchmark. Runs, in one go on this machine, the
+# project against the limits measured in the same run, and writes
+# loadtest/RESULTS.md, loadtest/results/latency.png and the raw outputs in
+# loadtest/results/raw/.
+#
+# One api-node and one ws-node (release builds) on their own PostgreSQL and
+# Redis (throwaway, under .local/bench-<pid>), the load generators beside
+# them on the same 2 cores. Limits measured in the same run:
+# - floor: a minimal hyper server with a fixed JSON body (loadgen's `floor`);
+# - redis-benchmark GET (what a cached read needs);
+# - pgbench with the exact SQL of a task write and of an uncached read;
+# - one argon2 hash (loadgen's `hash_time`): login limit = cores / hash time.
+#
+#   BENCH_SECS=10      seconds per HTTP scenario
+#   WS_IDLE_CONNS=19000  idle sockets (the process fd limit here is 20,000)
+#   WS_FANOUT_CONNS=10000 WS_FANOUT_USERS=1000 WS_FANOUT_RATE=500
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+# shellcheck source=scripts/services.sh
+source "$REPO/scripts/services.sh"
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+
+SECS="${BENCH_SECS:-10}"
+STATE="$REPO/.local/bench-$$"
+RESULTS="$REPO/loadtest/results"
+RAW="$RESULTS/raw"
+BIN="$REPO/target/release"
+API_PORT=38081 WS_PORT=38091 FLOOR_PORT=38999
+API="http://127.0.0.1:$API_PORT"
+PIDS=()
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+# shellcheck disable=SC2317 # invoked via trap
+cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_services
+    wipe_state_dir "$STATE"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ensure_packages wrk curl
+if [[ ! -x "$REPO/.local/venv/bin/python" ]] || ! "$REPO/.local/venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    log "installing matplotlib into .local/venv (for the chart)"
+    python3 -m venv "$REPO/.local/venv"
+    "$REPO/.local/venv/bin/pip" install -q matplotlib
+fi
+log "building (release)"
+cargo build --release --locked -p api-node -p ws-node -p loadgen
+
+mkdir -p "$STATE" "$RAW"
+rm -f "$RAW"/*
+PGPORT="$(free_port)"
+start_postgres "$STATE/pg" "$PGPORT"
+REDISPORT="$(free_port)"
+start_redis "$STATE/redis" "$REDISPORT"
+PSQL=("$PG_BIN_DIR/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres)
+"${PSQL[@]}" -d postgres -c 'CREATE DATABASE bench'
+
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/bench"
+export REDIS_URL="redis://127.0.0.1:$REDISPORT"
+JWT_SECRET="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+export JWT_SECRET RUST_LOG=warn
+"$BIN/api-node" migrate
+LISTEN_ADDR="127.0.0.1:$API_PORT" "$BIN/api-node" >"$STATE/api-node.log" 2>&1 &
+PIDS+=($!)
+WS_LISTEN_ADDR="127.0.0.1:$WS_PORT" "$BIN/ws-node" >"$STATE/ws-node.log" 2>&1 &
+WS_PID=$!
+PIDS+=("$WS_PID")
+"$BIN/floor" "127.0.0.1:$FLOOR_PORT" &
+PIDS+=($!)
+for url in "$API/readyz" "http://127.0.0.1:$WS_PORT/readyz" "http://127.0.0.1:$FLOOR_PORT/"; do
+    for ((i = 0; i < 100; i++)); do curl -fsS -o /dev/null "$url" 2>/dev/null && break; sleep 0.1; done
+done
+
+log "64 bench users (ids 00000000-0000-0000-0000-<n>, for pgbench)"
+: >"$STATE/emails"
+for n in $(seq 1 64); do
+    email="bench-$n@example.com"
+    curl -fsS -o /dev/null -X POST "$API/api/auth/register" -H 'content-type: application/json' \
+        -d "{\"email\":\"$email\",\"password\":\"bench-password-1\",\"name\":\"Bench $n\"}"
+    "${PSQL[@]}" -d bench -c "UPDATE users SET id = ('00000000-0000-0000-0000-' || lpad('$n', 12, '0'))::uuid WHERE email = '$email'"
+    echo "$email" >>"$STATE/emails"
+done
+: >"$STATE/tokens"
+while read -r email; do
+    curl -fsS -X POST "$API/api/auth/login" -H 'content-type: application/json' \
+        -d "{\"email\":\"$email\",\"password\":\"bench-password-1\"}" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' >>"$STATE/tokens"
+done <"$STATE/emails"
+TOKEN="$(head -n 1 "$STATE/tokens")"
+TASK="$(curl -fsS -X POST "$API/api/tasks" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+    -d '{"title":"the cached task","description":"read over and over","priority":5}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" "$API/api/tasks/$TASK"
+sed -e "s/@TASK@/$TASK/" -e "s/@USER@/00000000-0000-0000-0000-000000000001/" \
+    loadtest/bench/read_task.sql.in >"$STATE/read_task.sql"
+
+run() { # NAME COMMAND... — runs a scenario, keeping its output
+    local name=$1
+    shift
+    log "$name"
+    "$@" >"$RAW/$name.txt" 2>&1 || log "$name exited with status $?"
+}
+
+run floor wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$FLOOR_PORT/"
+run cached_get wrk -t1 -c64 -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" "$API/api/tasks/$TASK"
+run redis_get redis-benchmark -h 127.0.0.1 -p "$REDISPORT" -c 64 -n 400000 -d 420 -t get -q
+run create_task env TOKENS_FILE="$STATE/tokens" wrk -t1 -c16 -d"${SECS}s" --latency -s loadtest/bench/post_task.lua "$API"
+run pgbench_create "$PG_BIN_DIR/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c 16 -j 1 -T "$SECS" -f loadtest/bench/create_task.sql bench
+run pgbench_read "$PG_BIN_DIR/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c 64 -j 1 -T "$SECS" -f "$STATE/read_task.sql" bench
+run hash_time "$BIN/hash_time" 20
+# The login storm, with cached reads running beside it.
+env TOKENS_FILE="$STATE/tokens" wrk -t1 -c4 -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" \
+    "$API/api/tasks/$TASK" >"$RAW/cached_get_during_storm.txt" 2>&1 &
+beside=$!
+run login_storm env EMAILS_FILE="$STATE/emails" wrk -t1 -c8 -d"${SECS}s" --latency -s loadtest/bench/login.lua "$API"
+wait "$beside" || true
+
+run ws_idle "$BIN/loadgen" idle --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
+    --conns "${WS_IDLE_CONNS:-19000}" --users 100 --pid "$WS_PID" --hold 1
+sleep 2
+run ws_fanout "$BIN/loadgen" fanout --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
+    --conns "${WS_FANOUT_CONNS:-10000}" --users "${WS_FANOUT_USERS:-1000}" --rate "${WS_FANOUT_RATE:-500}" --secs "$SECS"
+sleep 2
+run ws_broadcast "$BIN/loadgen" broadcast --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
+    --conns "${WS_FANOUT_CONNS:-10000}" --rate 1 --secs 3
+
+log "writing loadtest/RESULTS.md and loadtest/results/latency.png"
+"$REPO/.local/venv/bin/python" loadtest/report.py "$RAW" "$REPO/loadtest"

@@ -1,0 +1,172 @@
+"""Turns the bench's raw outputs into loadtest/RESULTS.md and a chart.
+
+usage: report.py RAW_DIR LOADTEST_DIR
+
+Every figure comes from a file in RAW_DIR written by loadtest/bench.sh in
+the same run; limits are measured in that run too, and each scenario is
+reported as a ratio to its limit (the machine is shared and noisy, so
+absolute numbers drift while ratios hold).
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+raw_dir, out_dir = sys.argv[1], sys.argv[2]
+
+
+def read(name):
+    path = os.path.join(raw_dir, name + ".txt")
+    return open(path).read() if os.path.exists(path) else ""
+
+
+def ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(name):
+    text = read(name)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    pct = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    socket_errors = re.search(r"Socket errors: (.*)", text)
+    return {
+        "rps": float(rps.group(1)) if rps else None,
+        "p50": pct.get("50"),
+        "p99": pct.get("99"),
+        "errors": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else None,
+    }
+
+
+def pgbench(name):
+    text = read(name)
+    tps = re.search(r"tps = ([\d.]+)", text)
+    avg = re.search(r"latency average = ([\d.]+) ms", text)
+    return {"rps": float(tps.group(1)) if tps else None, "avg": float(avg.group(1)) if avg else None}
+
+
+def redis_get():
+    text = read("redis_get")
+    found = re.search(r"GET: ([\d.]+) requests per second(?:, p50=([\d.]+) msec)?", text)
+    return {"rps": float(found.group(1)) if found else None, "p50": float(found.group(2)) if found and found.group(2) else None}
+
+
+def result(name):
+    for line in read(name).splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    return {}
+
+
+def fmt(value, digits=0):
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+cores = os.cpu_count() or 2
+floor, cached, storm_reads = wrk("floor"), wrk("cached_get"), wrk("cached_get_during_storm")
+create, login = wrk("create_task"), wrk("login_storm")
+pg_create, pg_read, rget = pgbench("pgbench_create"), pgbench("pgbench_read"), redis_get()
+hash_ms = float(read("hash_time").strip() or "nan")
+login_limit = cores / (hash_ms / 1000.0) if hash_ms == hash_ms else None
+idle, fanout, broadcast = result("ws_idle"), result("ws_fanout"), result("ws_broadcast")
+
+
+def verdict(ok):
+    return "✅ met" if ok else "❌ missed"
+
+
+rows = []
+rows.append(("Bare hyper server, fixed JSON (64 conns) — the floor", f"{fmt(floor['rps'])} req/s", fmt(floor["p50"], 2), fmt(floor["p99"], 2), "–", "1.00", "limit"))
+r = ratio(cached["rps"], floor["rps"])
+rows.append(("Cached `GET /api/tasks/:id` (64 conns)", f"{fmt(cached['rps'])} req/s", fmt(cached["p50"], 2), fmt(cached["p99"], 2), "floor", fmt(r, 2),
+             f"≥ 0.50 and p99 < 5 ms: {verdict(r is not None and r >= 0.5 and (cached['p99'] or 99) < 5)}"))
+rows.append(("redis-benchmark `GET` (64 conns) — what a cached read needs", f"{fmt(rget['rps'])} req/s", fmt(rget["p50"], 2), "–", "–", "–", "limit (reference)"))
+r = ratio(create["rps"], pg_create["rps"])
+rows.append(("`POST /api/tasks` (16 conns, 64 users)", f"{fmt(create['rps'])} req/s", fmt(create["p50"], 2), fmt(create["p99"], 2), "pgbench", fmt(r, 2),
+             f"≥ 0.70: {verdict(r is not None and r >= 0.7)}"))
+rows.append(("pgbench, the same transaction (16 clients)", f"{fmt(pg_create['rps'])} tx/s", f"avg {fmt(pg_create['avg'], 2)}", "–", "–", "1.00", "limit"))
+rows.append(("pgbench, the uncached read's query (64 clients)", f"{fmt(pg_read['rps'])} tx/s", f"avg {fmt(pg_read['avg'], 2)}", "–", "–", "–", "reference"))
+r = ratio(login["rps"], login_limit)
+rows.append((f"Login storm (8 conns); limit = {cores} cores ÷ {hash_ms:.1f} ms per hash = {fmt(login_limit)} /s", f"{fmt(login['rps'])} req/s", fmt(login["p50"], 2), fmt(login["p99"], 2), "cores ÷ hash", fmt(r, 2),
+             f"≥ 0.90: {verdict(r is not None and r >= 0.9)}"))
+rows.append(("Cached GETs during the login storm (4 conns)", f"{fmt(storm_reads['rps'])} req/s", fmt(storm_reads["p50"], 2), fmt(storm_reads["p99"], 2), "–", "–",
+             f"p99 < 20 ms: {verdict((storm_reads['p99'] or 999) < 20)}"))
+per_conn = idle.get("bytes_per_conn")
+rows.append((f"Idle subscribed WebSockets on one ws-node ({fmt(idle.get('connections'))} open, {idle.get('failed', '–')} failed)",
+             f"{fmt(idle.get('open_per_sec'))} conn/s", "–", "–", "–", f"{fmt(per_conn)} B/conn",
+             f"< 8 KiB/conn: {verdict(per_conn is not None and per_conn < 8192)}; ≥ 5,000 conn/s: {verdict((idle.get('open_per_sec') or 0) >= 5000)}; 50,000 conns: {verdict((idle.get('connections') or 0) >= 50000)}"))
+rows.append((f"Fan-out: {fmt(fanout.get('connections'))} subscribers, {fanout.get('users', '–')} users, {fmt(fanout.get('writes_per_sec'))} writes/s",
+             f"{fmt(fanout.get('received'))} / {fmt(fanout.get('expected'))} events", fmt(fanout.get("p50_ms")), fmt(fanout.get("p99_ms")), "–", f"max {fmt(fanout.get('max_ms'))} ms",
+             f"all delivered and p99 < 10 ms: {verdict(fanout.get('received') == fanout.get('expected') and fanout.get('expected') and (fanout.get('p99_ms') or 99) < 10)}"))
+rows.append((f"One user holding {fmt(broadcast.get('connections'))} connections, {fmt(broadcast.get('writes'))} events",
+             f"{fmt(broadcast.get('received'))} / {fmt(broadcast.get('expected'))} events", fmt(broadcast.get("p50_ms")), fmt(broadcast.get("p99_ms")), "–", f"max {fmt(broadcast.get('max_ms'))} ms",
+             f"all within 50 ms: {verdict(broadcast.get('received') == broadcast.get('expected') and broadcast.get('expected') and (broadcast.get('max_ms') or 999) <= 50)}"))
+
+# The chart: p50 and p99 of every scenario that has both.
+labels, p50s, p99s = [], [], []
+for label, data in [("floor", floor), ("cached GET", cached), ("POST task", create), ("login", login),
+                    ("GET during storm", storm_reads)]:
+    if data.get("p50") and data.get("p99"):
+        labels.append(label), p50s.append(data["p50"]), p99s.append(data["p99"])
+for label, data in [("WS fan-out", fanout), ("WS broadcast", broadcast)]:
+    if data.get("p99_ms") is not None:
+        labels.append(label), p50s.append(max(data.get("p50_ms") or 0, 0.1)), p99s.append(max(data["p99_ms"], 0.1))
+fig, ax = plt.subplots(figsize=(9, 4.5))
+y = range(len(labels))
+ax.barh([i + 0.2 for i in y], p50s, height=0.4, label="p50")
+ax.barh([i - 0.2 for i in y], p99s, height=0.4, label="p99")
+ax.set_yticks(list(y), labels)
+ax.set_xscale("log")
+ax.set_xlabel("latency (ms, log scale)")
+ax.set_title("Latency percentiles, one run on this machine")
+ax.legend()
+fig.tight_layout()
+os.makedirs(os.path.join(out_dir, "results"), exist_ok=True)
+fig.savefig(os.path.join(out_dir, "results", "latency.png"), dpi=110)
+
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+mem = next((l.split(":", 1)[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
+try:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=out_dir).stdout.strip()
+except OSError:
+    commit = "?"
+fd_limit = subprocess.run(["bash", "-c", "ulimit -n"], capture_output=True, text=True).stdout.strip()
+
+lines = [
+    "# Benchmark results",
+    "",
+    f"Generated by `loadtest/bench.sh` on {now}, commit `{commit}`. Machine: {cores} cores ({cpu}), {mem} memory,",
+    f"open-file limit {fd_limit} per process. One api-node and one ws-node (release builds), their own PostgreSQL 15 and",
+    "Redis, and the load generators (wrk, pgbench, redis-benchmark, loadgen) all on the same machine. Latencies in ms.",
+    "Each scenario is a ratio to a limit measured in the same run; raw outputs are in `loadtest/results/raw/`.",
+    "",
+    "| scenario | throughput | p50 | p99 | limit | ratio | target |",
+    "|---|---|---|---|---|---|---|",
+]
+lines += ["| " + " | ".join(row) + " |" for row in rows]
+errors = {name: data for name, data in [("cached GET", cached), ("POST task", create), ("login", login), ("GET during storm", storm_reads)] if data["errors"] or data["socket_errors"]}
+if errors:
+    lines += ["", "Errors seen by wrk: " + "; ".join(f"{k}: {v['errors']} non-2xx, socket errors {v['socket_errors']}" for k, v in errors.items())]
+lines += ["", "![latency percentiles](results/latency.png)", ""]
+notes = os.path.join(out_dir, "NOTES.md")
+if os.path.exists(notes):
+    lines += [open(notes).read().strip(), ""]
+open(os.path.join(out_dir, "RESULTS.md"), "w").write("\n".join(lines))
+print("\n".join(lines[7:7 + len(rows) + 2]))
