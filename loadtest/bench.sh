@@ -16,6 +16,11 @@
 #   BENCH_SECS=10      seconds per HTTP scenario
 #   WS_IDLE_CONNS=19000  idle sockets (the process fd limit here is 20,000)
 #   WS_FANOUT_CONNS=10000 WS_FANOUT_USERS=1000 WS_FANOUT_RATE=500
+#   BENCH_ONLY="create_task pgbench_create"  run only these scenarios, for
+#                      iterating on one figure: outputs go to .local/bench-last/
+#                      and RESULTS.md is left alone
+#   BENCH_PERF=api-node|ws-node  run that node under `perf record -g` (cpu-clock
+#                      samples); the profile lands in .local/bench-last/<node>.perf
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +35,11 @@ SECS="${BENCH_SECS:-10}"
 STATE="$REPO/.local/bench-$$"
 RESULTS="$REPO/loadtest/results"
 RAW="$RESULTS/raw"
+REPORT_DIR="$REPO/loadtest"
+if [[ -n "${BENCH_ONLY:-}" ]]; then
+    RAW="$REPO/.local/bench-last/results/raw"
+    REPORT_DIR="$REPO/.local/bench-last"
+fi
 BIN="$REPO/target/release"
 API_PORT=38081 WS_PORT=38091 FLOOR_PORT=38999
 API="http://127.0.0.1:$API_PORT"
@@ -74,9 +84,17 @@ export REDIS_URL="redis://127.0.0.1:$REDISPORT"
 JWT_SECRET="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
 export JWT_SECRET RUST_LOG=warn
 "$BIN/api-node" migrate
-LISTEN_ADDR="127.0.0.1:$API_PORT" "$BIN/api-node" >"$STATE/api-node.log" 2>&1 &
+profiled() { # NODE — the command prefix that runs NODE, under perf when asked
+    if [[ "${BENCH_PERF:-}" == "$1" ]]; then
+        mkdir -p "$REPO/.local/bench-last"
+        echo perf record -F 499 -g -o "$REPO/.local/bench-last/$1.perf" --
+    fi
+}
+# shellcheck disable=SC2046 # the prefix is words on purpose
+LISTEN_ADDR="127.0.0.1:$API_PORT" $(profiled api-node) "$BIN/api-node" >"$STATE/api-node.log" 2>&1 &
 PIDS+=($!)
-WS_LISTEN_ADDR="127.0.0.1:$WS_PORT" "$BIN/ws-node" >"$STATE/ws-node.log" 2>&1 &
+# shellcheck disable=SC2046
+WS_LISTEN_ADDR="127.0.0.1:$WS_PORT" $(profiled ws-node) "$BIN/ws-node" >"$STATE/ws-node.log" 2>&1 &
 WS_PID=$!
 PIDS+=("$WS_PID")
 "$BIN/floor" "127.0.0.1:$FLOOR_PORT" &
@@ -111,6 +129,9 @@ sed -e "s/@TASK@/$TASK/" -e "s/@USER@/00000000-0000-0000-0000-000000000001/" \
 run() { # NAME COMMAND... — runs a scenario, keeping its output
     local name=$1
     shift
+    if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" $name "* ]]; then
+        return 0
+    fi
     log "$name"
     "$@" >"$RAW/$name.txt" 2>&1 || log "$name exited with status $?"
 }
@@ -121,10 +142,13 @@ run redis_get redis-benchmark -h 127.0.0.1 -p "$REDISPORT" -c 64 -n 400000 -d 42
 run create_task env TOKENS_FILE="$STATE/tokens" wrk -t1 -c16 -d"${SECS}s" --latency -s loadtest/bench/post_task.lua "$API"
 run pgbench_create "$PG_BIN_DIR/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c 16 -j 1 -T "$SECS" -f loadtest/bench/create_task.sql bench
 run pgbench_read "$PG_BIN_DIR/pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c 64 -j 1 -T "$SECS" -f "$STATE/read_task.sql" bench
-run hash_time "$BIN/hash_time" 20
+run hash_time "$BIN/hash_time" 20 "$(nproc)"
 # The login storm, with cached reads running beside it.
-env TOKENS_FILE="$STATE/tokens" wrk -t1 -c4 -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" \
-    "$API/api/tasks/$TASK" >"$RAW/cached_get_during_storm.txt" 2>&1 &
+# The reads are paced (200/s, open loop): a steady population of readers,
+# not a second saturating load that would take the cores from the logins.
+[[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" login_storm "* ]] ||
+    "$BIN/loadgen" paced-get --url "$API/api/tasks/$TASK" --token "$TOKEN" --rate 200 --secs "$SECS" \
+        >"$RAW/cached_get_during_storm.txt" 2>&1 &
 beside=$!
 run login_storm env EMAILS_FILE="$STATE/emails" wrk -t1 -c8 -d"${SECS}s" --latency -s loadtest/bench/login.lua "$API"
 wait "$beside" || true
@@ -133,10 +157,13 @@ run ws_idle "$BIN/loadgen" idle --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/up
     --conns "${WS_IDLE_CONNS:-19000}" --users 100 --pid "$WS_PID" --hold 1
 sleep 2
 run ws_fanout "$BIN/loadgen" fanout --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
-    --conns "${WS_FANOUT_CONNS:-10000}" --users "${WS_FANOUT_USERS:-1000}" --rate "${WS_FANOUT_RATE:-500}" --secs "$SECS"
+    --conns "${WS_FANOUT_CONNS:-10000}" --users "${WS_FANOUT_USERS:-1000}" --rate "${WS_FANOUT_RATE:-500}" --secs "$SECS" --pid "$WS_PID"
 sleep 2
 run ws_broadcast "$BIN/loadgen" broadcast --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
-    --conns "${WS_FANOUT_CONNS:-10000}" --rate 1 --secs 3
+    --conns "${WS_FANOUT_CONNS:-10000}" --rate 1 --secs 3 --pid "$WS_PID"
+
+# One process holds both ends here, so at most half the fd limit of sockets.
+run tcp_floor "$BIN/loadgen" tcp-floor --conns "$(( ${WS_FANOUT_CONNS:-10000} < 9900 ? ${WS_FANOUT_CONNS:-10000} : 9900 ))"
 
 log "writing loadtest/RESULTS.md and loadtest/results/latency.png"
-"$REPO/.local/venv/bin/python" loadtest/report.py "$RAW" "$REPO/loadtest"
+"$REPO/.local/venv/bin/python" loadtest/report.py "$RAW" "$REPORT_DIR"

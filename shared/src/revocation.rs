@@ -102,8 +102,12 @@ pub async fn record(
     let expires_at = DateTime::<Utc>::from_timestamp(exp, 0).unwrap_or_else(Utc::now);
     client
         .execute(
-            "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3)
+            &client
+                .prepare_cached(
+                    "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (jti) DO NOTHING",
+                )
+                .await?,
             &[&jti, &user_id, &expires_at],
         )
         .await?;
@@ -118,9 +122,13 @@ async fn fetch_since(
     let client = pool.get().await?;
     let rows = client
         .query(
-            "SELECT jti, expires_at, now() AS polled_at FROM revoked_tokens
+            &client
+                .prepare_cached(
+                    "SELECT jti, expires_at, now() AS polled_at FROM revoked_tokens
              WHERE revoked_at >= $1 AND expires_at > now()
              UNION ALL SELECT NULL, NULL, now()",
+                )
+                .await?,
             &[&since],
         )
         .await?;

@@ -108,11 +108,18 @@ fn upgrade(state: Arc<NodeState>, mut req: Request<Incoming>) -> Resp {
                     return;
                 };
                 let socket = parts.io.into_inner();
-                let ws = if parts.read_buf.is_empty() {
+                // Bytes the client sent after its request, if any. Dropped
+                // at once either way: this buffer is a view of hyper's 8 KiB
+                // read buffer, and keeping it for the socket's lifetime
+                // would keep that whole buffer.
+                let early = parts.read_buf;
+                let ws = if early.is_empty() {
+                    drop(early);
                     WebSocketStream::from_raw_socket(socket, Role::Server, Some(socket_config()))
                         .await
                 } else {
-                    let read = parts.read_buf.to_vec();
+                    let read = early.to_vec();
+                    drop(early);
                     WebSocketStream::from_partially_read(
                         socket,
                         read,

@@ -8,6 +8,7 @@
 //! and the last one leaves, while holding the user's shard lock, so the
 //! commands reach the broker in the order the hub changed.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -62,7 +63,7 @@ impl Control {
 }
 
 /// A connection's handle on the hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnRef {
     /// Its user.
     pub user: Uuid,
@@ -78,9 +79,12 @@ struct Conn {
     subscribed: bool,
 }
 
+/// One user's connections, sorted by id (so finding one is a binary
+/// search: a user may hold thousands), with the count of subscribed ones.
 #[derive(Default)]
 struct UserConns {
     conns: Vec<Conn>,
+    subscribed: usize,
     /// The last seq fanned out to this user's subscribers on this node;
     /// `None` while none is subscribed.
     last_seq: Option<i64>,
@@ -88,7 +92,12 @@ struct UserConns {
 
 impl UserConns {
     fn subscribers(&self) -> usize {
-        self.conns.iter().filter(|c| c.subscribed).count()
+        self.subscribed
+    }
+
+    fn find(&mut self, id: u64) -> Option<&mut Conn> {
+        let at = self.conns.binary_search_by_key(&id, |c| c.id).ok()?;
+        Some(&mut self.conns[at])
     }
 }
 
@@ -114,7 +123,7 @@ pub struct Hub {
     users: DashMap<Uuid, UserConns>,
     /// jti → connections opened or refreshed with that token, for closing
     /// them on logout without scanning every connection.
-    tokens: DashMap<Uuid, Vec<ConnRef>>,
+    tokens: DashMap<Uuid, HashSet<ConnRef>>,
     next_id: AtomicU64,
     open: AtomicUsize,
     queue_len: usize,
@@ -149,14 +158,22 @@ impl Hub {
         let (queue, rx) = mpsc::channel(self.queue_len);
         let control = Arc::new(Control::default());
         let conn = ConnRef { user, id };
-        self.users.entry(user).or_default().conns.push(Conn {
-            id,
-            jti,
-            queue,
-            control: control.clone(),
-            subscribed: false,
-        });
-        self.tokens.entry(jti).or_default().push(conn);
+        let mut entry = self.users.entry(user).or_default();
+        // Ids are taken before the lock, so a racing registration may have
+        // pushed a later id first: insert in order.
+        let at = entry.conns.partition_point(|c| c.id < id);
+        entry.conns.insert(
+            at,
+            Conn {
+                id,
+                jti,
+                queue,
+                control: control.clone(),
+                subscribed: false,
+            },
+        );
+        drop(entry);
+        self.tokens.entry(jti).or_default().insert(conn);
         let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!(CONNECTIONS).set(open as f64);
         (conn, rx, control)
@@ -166,7 +183,10 @@ impl Hub {
     pub fn unregister(&self, conn: ConnRef, jti: Uuid) {
         self.set_subscribed(conn, false);
         if let dashmap::Entry::Occupied(mut entry) = self.users.entry(conn.user) {
-            entry.get_mut().conns.retain(|c| c.id != conn.id);
+            let conns = &mut entry.get_mut().conns;
+            if let Ok(at) = conns.binary_search_by_key(&conn.id, |c| c.id) {
+                conns.remove(at);
+            }
             if entry.get().conns.is_empty() {
                 entry.remove();
             }
@@ -178,7 +198,7 @@ impl Hub {
 
     fn forget_token(&self, conn: ConnRef, jti: Uuid) {
         if let dashmap::Entry::Occupied(mut entry) = self.tokens.entry(jti) {
-            entry.get_mut().retain(|c| *c != conn);
+            entry.get_mut().remove(&conn);
             if entry.get().is_empty() {
                 entry.remove();
             }
@@ -191,9 +211,9 @@ impl Hub {
             return;
         }
         self.forget_token(conn, old);
-        self.tokens.entry(new).or_default().push(conn);
+        self.tokens.entry(new).or_default().insert(conn);
         if let Some(mut user) = self.users.get_mut(&conn.user) {
-            if let Some(c) = user.conns.iter_mut().find(|c| c.id == conn.id) {
+            if let Some(c) = user.find(conn.id) {
                 c.jti = new;
             }
         }
@@ -205,11 +225,16 @@ impl Hub {
     pub fn set_subscribed(&self, conn: ConnRef, on: bool) -> Option<oneshot::Receiver<()>> {
         let mut user = self.users.get_mut(&conn.user)?;
         let before = user.subscribers();
-        let c = user.conns.iter_mut().find(|c| c.id == conn.id)?;
+        let c = user.find(conn.id)?;
         if c.subscribed == on {
             return None;
         }
         c.subscribed = on;
+        if on {
+            user.subscribed += 1;
+        } else {
+            user.subscribed -= 1;
+        }
         metrics::gauge!(SUBSCRIBED).increment(if on { 1.0 } else { -1.0 });
         match (before, on) {
             (0, true) => {

@@ -83,8 +83,16 @@ impl Session {
         if self.state.revocations.is_revoked(&self.claims.jti) {
             return End::Close(close::TOKEN, "token revoked");
         }
+        // One timer for the token's expiry, moved when AUTH extends it
+        // (recreating it on every wake-up would re-register it each time).
+        let expiry = tokio::time::sleep_until(expiry_instant(self.claims.exp));
+        tokio::pin!(expiry);
+        let mut exp = self.claims.exp;
         loop {
-            let expires = expiry_instant(self.claims.exp);
+            if self.claims.exp != exp {
+                exp = self.claims.exp;
+                expiry.as_mut().reset(expiry_instant(exp));
+            }
             tokio::select! {
                 biased;
                 _ = self.control.closed() => {
@@ -95,7 +103,7 @@ impl Session {
                         _ => "closed",
                     });
                 }
-                _ = tokio::time::sleep_until(expires) => return End::Close(close::TOKEN, "token expired"),
+                _ = &mut expiry => return End::Close(close::TOKEN, "token expired"),
                 event = self.queue.recv() => {
                     let Some(event) = event else { return End::Drop };
                     if let Err(end) = self.send_event(event).await {

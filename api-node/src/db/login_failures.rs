@@ -19,7 +19,9 @@ pub async fn blocked_for(
 ) -> Result<Option<u64>, ApiError> {
     let row = client
         .query_one(
-            "SELECT ceil(extract(epoch FROM GREATEST(
+            &client
+                .prepare_cached(
+                    "SELECT ceil(extract(epoch FROM GREATEST(
                  (SELECT failed_at + make_interval(secs => $3) FROM login_failures
                   WHERE email = $1 AND failed_at > now() - make_interval(secs => $3)
                   ORDER BY failed_at DESC OFFSET $4 LIMIT 1),
@@ -27,6 +29,8 @@ pub async fn blocked_for(
                   WHERE client_ip = $2 AND failed_at > now() - make_interval(secs => $5)
                   ORDER BY failed_at DESC OFFSET $6 LIMIT 1)
              ) - now()))::bigint",
+                )
+                .await?,
             &[
                 &email,
                 &ip,
@@ -45,7 +49,9 @@ pub async fn blocked_for(
 pub async fn record(client: &impl GenericClient, email: &str, ip: IpAddr) -> Result<(), ApiError> {
     client
         .execute(
-            "INSERT INTO login_failures (email, client_ip) VALUES ($1, $2)",
+            &client
+                .prepare_cached("INSERT INTO login_failures (email, client_ip) VALUES ($1, $2)")
+                .await?,
             &[&email, &ip],
         )
         .await?;
@@ -56,7 +62,7 @@ pub async fn record(client: &impl GenericClient, email: &str, ip: IpAddr) -> Res
 pub async fn prune(client: &impl GenericClient, older_than_secs: f64) -> Result<u64, ApiError> {
     Ok(client
         .execute(
-            "DELETE FROM login_failures WHERE failed_at < now() - make_interval(secs => $1)",
+            &client.prepare_cached("DELETE FROM login_failures WHERE failed_at < now() - make_interval(secs => $1)").await?,
             &[&older_than_secs],
         )
         .await?)

@@ -22,7 +22,11 @@ pub struct OutboxEvent {
 pub async fn insert(client: &impl GenericClient, event: &OutboxEvent) -> Result<(), ApiError> {
     client
         .execute(
-            "INSERT INTO task_events (user_id, seq, payload) VALUES ($1, $2, $3)",
+            &client
+                .prepare_cached(
+                    "INSERT INTO task_events (user_id, seq, payload) VALUES ($1, $2, $3)",
+                )
+                .await?,
             &[&event.user_id, &event.seq, &event.payload],
         )
         .await?;
@@ -37,9 +41,13 @@ pub async fn mark_published(
     let (users, seqs): (Vec<Uuid>, Vec<i64>) = events.iter().copied().unzip();
     client
         .execute(
-            "UPDATE task_events SET published_at = now()
+            &client
+                .prepare_cached(
+                    "UPDATE task_events SET published_at = now()
              WHERE (user_id, seq) IN (SELECT * FROM unnest($1::uuid[], $2::bigint[]))
                AND published_at IS NULL",
+                )
+                .await?,
             &[&users, &seqs],
         )
         .await?;
@@ -56,11 +64,15 @@ pub async fn claim_unpublished(
 ) -> Result<Vec<OutboxEvent>, ApiError> {
     let rows = client
         .query(
-            "SELECT user_id, seq, payload FROM task_events
+            &client
+                .prepare_cached(
+                    "SELECT user_id, seq, payload FROM task_events
              WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
              ORDER BY created_at, user_id, seq
              LIMIT $2
              FOR UPDATE SKIP LOCKED",
+                )
+                .await?,
             &[&grace.as_secs_f64(), &limit],
         )
         .await?;
@@ -79,10 +91,14 @@ pub async fn claim_unpublished(
 pub async fn prune(client: &impl GenericClient, keep: Duration) -> Result<u64, ApiError> {
     Ok(client
         .execute(
-            "DELETE FROM task_events e USING users u
+            &client
+                .prepare_cached(
+                    "DELETE FROM task_events e USING users u
              WHERE e.user_id = u.id AND e.published_at IS NOT NULL
                AND e.created_at < now() - make_interval(secs => $1)
                AND e.seq <= u.event_seq - 1000",
+                )
+                .await?,
             &[&keep.as_secs_f64()],
         )
         .await?)

@@ -35,7 +35,7 @@ pub async fn insert(
     );
     let row = client
         .query_one(
-            &sql,
+            &client.prepare_cached(&sql).await?,
             &[
                 &user_id,
                 &new.title.as_str(),
@@ -56,7 +56,7 @@ pub async fn get(
 ) -> Result<Option<Task>, ApiError> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2");
     Ok(client
-        .query_opt(&sql, &[&id, &user_id])
+        .query_opt(&client.prepare_cached(&sql).await?, &[&id, &user_id])
         .await?
         .as_ref()
         .map(Task::from_row))
@@ -78,7 +78,9 @@ async fn why_unchanged<T>(
 ) -> Result<Outcome<T>, ApiError> {
     let exists = client
         .query_opt(
-            "SELECT 1 FROM tasks WHERE id = $1 AND user_id = $2",
+            &client
+                .prepare_cached("SELECT 1 FROM tasks WHERE id = $1 AND user_id = $2")
+                .await?,
             &[&id, &user_id],
         )
         .await?
@@ -117,7 +119,7 @@ pub async fn update(
     let version = expected_version(precondition);
     let row = client
         .query_opt(
-            &sql,
+            &client.prepare_cached(&sql).await?,
             &[
                 &id,
                 &user_id,
@@ -146,8 +148,8 @@ pub async fn delete(
     let version = expected_version(precondition);
     let row = client
         .query_opt(
-            "DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND ($3::integer IS NULL OR version = $3)
-             RETURNING now()",
+            &client.prepare_cached("DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND ($3::integer IS NULL OR version = $3)
+             RETURNING now()").await?,
             &[&id, &user_id, &version],
         )
         .await?;
@@ -211,6 +213,8 @@ pub async fn list(
     };
     params.push(&limit);
     sql += &format!(" ORDER BY {order} LIMIT ${}", params.len());
-    let rows = client.query(&sql, &params).await?;
+    let rows = client
+        .query(&client.prepare_cached(&sql).await?, &params)
+        .await?;
     Ok(rows.iter().map(Task::from_row).collect())
 }

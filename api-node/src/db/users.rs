@@ -28,7 +28,10 @@ pub async fn insert(
         "INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}"
     );
     let row = client
-        .query_one(&sql, &[&email, &name, &password_hash])
+        .query_one(
+            &client.prepare_cached(&sql).await?,
+            &[&email, &name, &password_hash],
+        )
         .await
         .map_err(email_taken)?;
     Ok(User::from_row(&row))
@@ -40,7 +43,9 @@ pub async fn find_for_login(
     email: &str,
 ) -> Result<Option<(User, String)>, ApiError> {
     let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
-    let row = client.query_opt(&sql, &[&email]).await?;
+    let row = client
+        .query_opt(&client.prepare_cached(&sql).await?, &[&email])
+        .await?;
     Ok(row.map(|row| (User::from_row(&row), row.get("password_hash"))))
 }
 
@@ -48,7 +53,7 @@ pub async fn find_for_login(
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<User>, ApiError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
     Ok(client
-        .query_opt(&sql, &[&id])
+        .query_opt(&client.prepare_cached(&sql).await?, &[&id])
         .await?
         .as_ref()
         .map(User::from_row))
@@ -66,7 +71,7 @@ pub async fn update_profile(
          WHERE id = $1 RETURNING {USER_COLUMNS}"
     );
     let row = client
-        .query_opt(&sql, &[&id, &name, &email])
+        .query_opt(&client.prepare_cached(&sql).await?, &[&id, &name, &email])
         .await
         .map_err(email_taken)?;
     Ok(row.as_ref().map(User::from_row))
@@ -77,7 +82,11 @@ pub async fn update_profile(
 pub async fn next_event_seq(client: &impl GenericClient, id: Uuid) -> Result<i64, ApiError> {
     let row = client
         .query_one(
-            "UPDATE users SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+            &client
+                .prepare_cached(
+                    "UPDATE users SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+                )
+                .await?,
             &[&id],
         )
         .await?;

@@ -8,6 +8,11 @@
 //!   latency p50/p99/max and events expected vs received.
 //! - `broadcast`: one user holding N connections, one event: how long until
 //!   every connection has it.
+//! - `watch`: prints a user's live events (for trying the system by hand).
+//! - `tcp-floor`: the least one message to N loopback sockets can cost
+//!   here (the limit the broadcast is compared with).
+//! - `paced-get`: GETs at a fixed rate, with their latency (the reads
+//!   beside the login storm).
 //! - `soak`: REST traffic and subscribers that resume after every close,
 //!   while something disruptive runs beside it (the rolling restart).
 //!
@@ -15,8 +20,11 @@
 
 mod args;
 mod client;
+mod paced;
 mod scenarios;
 mod soak;
+mod tcp_floor;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -28,8 +36,11 @@ async fn main() -> ExitCode {
         "fanout" => scenarios::fanout(&args).await,
         "broadcast" => scenarios::broadcast(&args).await,
         "soak" => soak::soak(&args).await,
+        "paced-get" => paced::paced_get(&args).await,
+        "tcp-floor" => tcp_floor::tcp_floor(&args).await,
+        "watch" => watch::watch(&args).await,
         _ => {
-            eprintln!("usage: loadgen idle|fanout|broadcast|soak [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS]");
+            eprintln!("usage: loadgen idle|fanout|broadcast|soak|paced-get|tcp-floor|watch [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS]");
             return ExitCode::from(2);
         }
     };

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
@@ -130,6 +130,13 @@ struct Tally {
     latencies_ms: Mutex<Vec<i64>>,
 }
 
+/// The fields of an event the generator reads.
+#[derive(serde::Deserialize)]
+struct EventHead {
+    seq: Option<i64>,
+    timestamp: Option<i64>,
+}
+
 /// Reads events until `stop`; records latency and seq gaps.
 async fn read_events(mut ws: Socket, tally: Arc<Tally>, mut stop: watch::Receiver<bool>) {
     let mut last_seq: Option<i64> = None;
@@ -139,8 +146,10 @@ async fn read_events(mut ws: Socket, tally: Arc<Tally>, mut stop: watch::Receive
             message = ws.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     let now = client::now_ms();
-                    let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
-                    if let (Some(seq), Some(at)) = (value["seq"].as_i64(), value["timestamp"].as_i64()) {
+                    // Only the two numbers: the generator shares the cores
+                    // with the node, so it parses as little as it can.
+                    let Ok(head) = serde_json::from_str::<EventHead>(&text) else { continue };
+                    if let (Some(seq), Some(at)) = (head.seq, head.timestamp) {
                         if last_seq.is_some_and(|last| seq != last + 1) {
                             tally.gaps.fetch_add(1, Ordering::Relaxed);
                         }
@@ -187,6 +196,11 @@ pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
         readers.spawn(read_events(ws, tally.clone(), stopped.clone()));
     }
 
+    // CPU time of the ws-node (with --pid) and of this generator while the
+    // events flow: what the fan-out costs per delivery, and who saturates.
+    let node_pid = args.number("pid", 0) as u32;
+    let cpu_before = (client::cpu_ms(node_pid), client::cpu_ms(std::process::id()));
+
     // The writer: `rate` creates per second, round-robin over users, with
     // a bounded number in flight.
     let writes = (rate * secs) as usize;
@@ -230,6 +244,9 @@ pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
     }
     let _ = stop.send(true);
     while readers.join_next().await.is_some() {}
+    let cpu_after = (client::cpu_ms(node_pid), client::cpu_ms(std::process::id()));
+    let node_cpu_ms = cpu_after.0.zip(cpu_before.0).map(|(a, b)| a - b);
+    let loadgen_cpu_ms = cpu_after.1.zip(cpu_before.1).map(|(a, b)| a - b);
     let mut latencies = tally.latencies_ms.lock().expect("not poisoned").clone();
     latencies.sort_unstable();
     let received = tally.received.load(Ordering::Relaxed);
@@ -247,7 +264,9 @@ pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
         json!({ "scenario": if users.len() == 1 { "ws_broadcast" } else { "ws_fanout" }, "connections": conns_per_user.iter().sum::<u64>(),
                 "users": users.len(), "writes": writes, "writes_per_sec": achieved, "write_failures": write_failures,
                 "expected": expected, "received": received, "gaps": tally.gaps.load(Ordering::Relaxed),
-                "p50_ms": p50, "p99_ms": p99, "max_ms": max })
+                "p50_ms": p50, "p99_ms": p99, "max_ms": max,
+                "node_cpu_ms": node_cpu_ms, "loadgen_cpu_ms": loadgen_cpu_ms,
+                "node_cpu_us_per_delivery": node_cpu_ms.map(|ms| ms as f64 * 1000.0 / received.max(1) as f64) })
     );
     Ok(received == expected && write_failures == 0 && failed == 0)
 }
