@@ -77,7 +77,22 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // `nginx -s stop` signals the master, which stops its workers; a
+        // SIGKILL to the master alone would leave the workers running.
+        let bin = std::env::var("NGINX_BIN").unwrap_or_else(|_| "/usr/sbin/nginx".into());
+        let conf = self.dir.join("nginx.conf");
+        let stopped = Command::new(bin)
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-s", "stop"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
