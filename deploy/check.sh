@@ -182,7 +182,7 @@ check_nginx_entrypoint() {
         NGINX_BIN="$NGINX" NGINX_LOG_FILES=1 \
         sh deploy/docker/nginx-entrypoint.sh -t -q -e "$dir/startup-error.log"
     grep -q 'server 127.0.0.1:1 max_fails=1 fail_timeout=2s; server 127.0.0.1:2 max_fails=1 fail_timeout=2s;' "$dir/nginx.conf"
-    grep -q 'server 127.0.0.1:3 max_fails=1 fail_timeout=2s; server 127.0.0.1:4 max_fails=1 fail_timeout=2s;' "$dir/nginx.conf"
+    grep -q 'server 127.0.0.1:3 max_fails=0; server 127.0.0.1:4 max_fails=0;' "$dir/nginx.conf"
     # A bad server list is refused before nginx starts.
     if API_SERVERS="a;b" WS_SERVERS="c:1" RUNTIME_DIR="$dir-bad" NGINX_TEMPLATE=deploy/nginx/nginx.conf \
         NGINX_BIN=false sh deploy/docker/nginx-entrypoint.sh 2>/dev/null; then

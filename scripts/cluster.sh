@@ -31,10 +31,9 @@ RUN_DIR="$CLUSTER_DIR/run"
 LOG_DIR="$CLUSTER_DIR/logs"
 BIN_DIR="$REPO/target/$BUILD_PROFILE"
 CLUSTER_TIMEOUT="${SVC_START_TIMEOUT:-30}"
-# A node that refused a connection is skipped for 2 s only (nginx's default
-# is 10 s): restarts are quick, and a rolling restart must never find every
-# node of a tier marked down at once.
-SERVER_PARAMS="max_fails=1 fail_timeout=2s"
+# Server parameters, as deploy/nginx/nginx.conf explains them.
+API_SERVER_PARAMS="max_fails=1 fail_timeout=2s"
+WS_SERVER_PARAMS="max_fails=0"
 
 clog() { printf '[cluster] %s\n' "$*" >&2; }
 
@@ -117,8 +116,8 @@ render_nginx() {
         for x in "$@"; do [[ $x == "$name" ]] && skip=1; done
         ((skip)) && continue
         case $name in
-            api-node-*) api+="server 127.0.0.1:$(node_port "$name") $SERVER_PARAMS; " ;;
-            ws-node-*) ws+="server 127.0.0.1:$(node_port "$name") $SERVER_PARAMS; " ;;
+            api-node-*) api+="server 127.0.0.1:$(node_port "$name") $API_SERVER_PARAMS; " ;;
+            ws-node-*) ws+="server 127.0.0.1:$(node_port "$name") $WS_SERVER_PARAMS; " ;;
         esac
     done
     sed -e "s|__LISTEN__|127.0.0.1:$PUBLIC_PORT|" \

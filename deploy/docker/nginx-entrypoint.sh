@@ -21,8 +21,8 @@ RUNTIME_DIR="${RUNTIME_DIR:-/tmp/nginx}"
 NGINX_TEMPLATE="${NGINX_TEMPLATE:-/etc/nginx/nginx.conf.template}"
 NGINX_BIN="${NGINX_BIN:-nginx}"
 
-# "a:1 b:2" -> "server a:1; server b:2;" (each checked: it is pasted into the
-# configuration and into a sed replacement).
+# NAME "a:1 b:2" PARAMS -> "server a:1 PARAMS; server b:2 PARAMS;" (each
+# checked: it is pasted into the configuration and into a sed replacement).
 servers() {
     list=""
     for s in $2; do
@@ -32,7 +32,7 @@ servers() {
                 exit 2
                 ;;
         esac
-        list="${list}server $s max_fails=1 fail_timeout=2s; "
+        list="${list}server $s $3; "
     done
     if [ -z "$list" ]; then
         echo "nginx-entrypoint: $1 is empty" >&2
@@ -41,8 +41,10 @@ servers() {
     printf '%s' "$list"
 }
 
-api=$(servers API_SERVERS "$API_SERVERS")
-ws=$(servers WS_SERVERS "$WS_SERVERS")
+# The parameters the template's header explains (a refused api-node is
+# skipped for 2 s; ws-nodes are never marked down).
+api=$(servers API_SERVERS "$API_SERVERS" "max_fails=1 fail_timeout=2s")
+ws=$(servers WS_SERVERS "$WS_SERVERS" "max_fails=0")
 case "$LISTEN" in
     *[!A-Za-z0-9.:\[\]]* | "")
         echo "nginx-entrypoint: bad LISTEN '$LISTEN'" >&2

@@ -23,6 +23,19 @@ struct Counts {
     requests: AtomicU64,
     failures: AtomicU64,
     reconnects: AtomicU64,
+    /// Why subscribers reconnected: close codes and connect failures.
+    reasons: Mutex<HashMap<String, u64>>,
+}
+
+impl Counts {
+    fn reason(&self, why: String) {
+        *self
+            .reasons
+            .lock()
+            .expect("not poisoned")
+            .entry(why)
+            .or_default() += 1;
+    }
 }
 
 /// One subscriber's view: every seq it was sent, in order.
@@ -47,24 +60,29 @@ async fn subscriber(
         let Ok(request) = format!("{ws_url}?token={token}").into_client_request() else {
             return;
         };
-        let Ok(Ok((mut ws, _))) = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio_tungstenite::connect_async(request),
-        )
-        .await
-        else {
-            continue;
+        let connecting = tokio_tungstenite::connect_async(request);
+        let mut ws = match tokio::time::timeout(Duration::from_secs(5), connecting).await {
+            Ok(Ok((ws, _))) => ws,
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+                counts.reason(format!("upgrade refused: {}", response.status()));
+                continue;
+            }
+            Ok(Err(err)) => {
+                counts.reason(format!("connect failed: {err}"));
+                continue;
+            }
+            Err(_) => {
+                counts.reason("connect timed out".into());
+                continue;
+            }
         };
         let since = seen.lock().expect("not poisoned").last().copied();
         let subscribe = match since {
             Some(since) => json!({ "type": "SUBSCRIBE_TASKS", "since": since }),
             None => json!({ "type": "SUBSCRIBE_TASKS" }),
         };
-        if ws
-            .send(Message::Text(subscribe.to_string().into()))
-            .await
-            .is_err()
-        {
+        if let Err(err) = ws.send(Message::Text(subscribe.to_string().into())).await {
+            counts.reason(format!("subscribe failed: {err}"));
             continue;
         }
         loop {
@@ -79,8 +97,19 @@ async fn subscriber(
                             }
                         }
                     }
+                    Some(Ok(Message::Close(frame))) => {
+                        counts.reason(format!("closed with {:?}", frame.map(|f| u16::from(f.code))));
+                        break;
+                    }
                     Some(Ok(_)) => {}
-                    _ => break,
+                    Some(Err(err)) => {
+                        counts.reason(format!("read failed: {err}"));
+                        break;
+                    }
+                    None => {
+                        counts.reason("closed without a close frame".into());
+                        break;
+                    }
                 },
                 _ = stop.changed() => return,
             }
@@ -239,6 +268,10 @@ pub async fn soak(args: &Args) -> anyhow::Result<bool> {
         "soak: {requests} requests in {:.1}s, {failures} failed; {conns} subscribers, {reconnects} reconnects; events expected {expected}, received {received}, lost {lost}, duplicated {duplicated}, out of order {out_of_order}",
         elapsed.as_secs_f64()
     );
+    let reasons = counts.reasons.lock().expect("not poisoned").clone();
+    if !reasons.is_empty() {
+        println!("soak: reconnect reasons: {reasons:?}");
+    }
     println!(
         "RESULT {}",
         json!({ "scenario": "soak", "requests": requests, "failures": failures, "subscribers": conns, "reconnects": reconnects,

@@ -14,17 +14,21 @@ pub struct Nginx {
 /// Renders the template for these upstream ports.
 pub fn render(listen: &str, api_ports: &[u16], ws_ports: &[u16], runtime_dir: &str) -> String {
     let template = include_str!("../../../deploy/nginx/nginx.conf");
-    let servers = |ports: &[u16]| {
+    // The server parameters deploy/nginx/nginx.conf's header explains.
+    let servers = |ports: &[u16], params: &str| {
         ports
             .iter()
-            .map(|p| format!("server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;"))
+            .map(|p| format!("server 127.0.0.1:{p} {params};"))
             .collect::<Vec<_>>()
             .join("\n        ")
     };
     template
         .replace("__LISTEN__", listen)
-        .replace("__API_SERVERS__", &servers(api_ports))
-        .replace("__WS_SERVERS__", &servers(ws_ports))
+        .replace(
+            "__API_SERVERS__",
+            &servers(api_ports, "max_fails=1 fail_timeout=2s"),
+        )
+        .replace("__WS_SERVERS__", &servers(ws_ports, "max_fails=0"))
         .replace("__RUNTIME_DIR__", runtime_dir)
 }
 
