@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`settings`]: reading settings from the environment, and [`settings::Secret`].
 //! - [`jwt`]: issuing and verifying access tokens with a pinned algorithm.
+//! - [`postgres`]: the PostgreSQL pool, bounded waits, lazy connections.
 //! - [`prometheus`]: the process-wide Prometheus recorder.
 //! - [`revocation`]: the in-memory set of revoked token ids, fed by Redis and PostgreSQL.
 //! - [`redis_conn`]: the self-healing, time-bounded Redis connection.
@@ -17,6 +18,7 @@
 pub mod error_body;
 pub mod events;
 pub mod jwt;
+pub mod postgres;
 pub mod prometheus;
 pub mod redis_conn;
 pub mod redis_keys;

@@ -37,7 +37,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = shared::prometheus::handle();
         crate::metrics::register();
-        let pool = pool(&config)?;
+        let pool = shared::postgres::pool(
+            &config.database_url,
+            config.db_pool_size,
+            config.db_timeout,
+            "ws-node",
+        )?;
         let redis_client = redis::Client::open(config.redis_url.as_str())?;
         let redis = RedisConn::new(redis_client.clone(), Duration::from_millis(500))?;
         let keys = RedisKeys::new(config.redis_namespace.clone());
@@ -162,25 +167,4 @@ async fn close_revoked(
             _ = stop.changed() => return,
         }
     }
-}
-
-fn pool(config: &Config) -> anyhow::Result<deadpool_postgres::Pool> {
-    use std::str::FromStr;
-    let mut pg = tokio_postgres::Config::from_str(&config.database_url)?;
-    pg.connect_timeout(config.db_timeout);
-    pg.application_name("ws-node");
-    let manager = deadpool_postgres::Manager::from_config(
-        pg,
-        tokio_postgres::NoTls,
-        deadpool_postgres::ManagerConfig {
-            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-        },
-    );
-    Ok(deadpool_postgres::Pool::builder(manager)
-        .max_size(config.db_pool_size)
-        .wait_timeout(Some(config.db_timeout))
-        .create_timeout(Some(config.db_timeout))
-        .recycle_timeout(Some(config.db_timeout))
-        .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()?)
 }

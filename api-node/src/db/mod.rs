@@ -6,34 +6,13 @@ pub mod task_events;
 pub mod tasks;
 pub mod users;
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use deadpool_postgres::Pool;
 
-/// A pool whose every wait is bounded by `timeout`, so an unreachable
-/// database answers 503 quickly instead of hanging requests.
+/// The api-node's pool (see [`shared::postgres::pool`]).
 pub fn pool(url: &str, size: usize, timeout: Duration) -> anyhow::Result<Pool> {
-    let mut config = tokio_postgres::Config::from_str(url)?;
-    config.connect_timeout(timeout);
-    config.application_name("api-node");
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        // Fast recycling checks only that the connection is open: a verify
-        // round trip on every checkout would double the cost of short queries.
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Ok(Pool::builder(manager)
-        .max_size(size)
-        .wait_timeout(Some(timeout))
-        .create_timeout(Some(timeout))
-        .recycle_timeout(Some(timeout))
-        .runtime(Runtime::Tokio1)
-        .build()?)
+    shared::postgres::pool(url, size, timeout, "api-node")
 }
 
 /// Whether `err` is a violation of the named constraint.
