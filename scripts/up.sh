@@ -91,8 +91,8 @@ fi
 if [[ "${UP_NO_BUILD:-}" != 1 ]]; then
     profile_flag=()
     [[ $BUILD_PROFILE == release ]] && profile_flag=(--release)
-    log "cargo build ${profile_flag[*]} --locked -p api-node -p ws-node"
-    cargo build "${profile_flag[@]}" --locked -p api-node -p ws-node
+    log "cargo build ${profile_flag[*]} --locked -p api-node -p ws-node -p loadgen"
+    cargo build "${profile_flag[@]}" --locked -p api-node -p ws-node -p loadgen
 fi
 [[ -x "$BIN_DIR/api-node" && -x "$BIN_DIR/ws-node" ]] || die "the nodes were not built in $BIN_DIR"
 
@@ -118,6 +118,7 @@ $([[ $PROMETHEUS == 1 ]] && echo "   Prometheus: http://127.0.0.1:$PROMETHEUS_PO
           -d '{"email":"demo@example.com","password":"demo-password"}'
 
    Logs:       ${LOG_DIR#"$REPO"/}/      Env: source ${DEV_STATE#"$REPO"/}/env
+   Live events: $BIN_DIR/loadgen watch --ws ws://127.0.0.1:$PUBLIC_PORT/ws/updates --token <token>
    Rolling restart under traffic: scripts/rolling-restart.sh
    Stop:       Ctrl-C
   ============================================================

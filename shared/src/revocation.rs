@@ -120,6 +120,9 @@ async fn fetch_since(
     since: DateTime<Utc>,
 ) -> anyhow::Result<(Vec<(Uuid, i64)>, DateTime<Utc>)> {
     let client = pool.get().await?;
+    // The extra row carries the database's clock even when nothing was
+    // revoked: the next watermark is taken from it, not from this node's
+    // clock, which may differ.
     let rows = client
         .query(
             &client
