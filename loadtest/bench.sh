@@ -72,6 +72,11 @@ cargo build --release --locked -p api-node -p ws-node -p loadgen
 
 mkdir -p "$STATE" "$RAW"
 rm -f "$RAW"/*
+# When and what was measured, for the report.
+dirty=""
+[[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] || dirty="+uncommitted changes"
+printf '{"date": "%s", "commit": "%s%s"}\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+    "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$dirty" >"$RAW/run.json"
 PGPORT="$(free_port)"
 start_postgres "$STATE/pg" "$PGPORT"
 REDISPORT="$(free_port)"

@@ -153,13 +153,17 @@ fig.tight_layout()
 os.makedirs(os.path.join(out_dir, "results"), exist_ok=True)
 fig.savefig(os.path.join(out_dir, "results", "latency.png"), dpi=110)
 
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+run_path = os.path.join(raw_dir, "run.json")
+run = json.load(open(run_path)) if os.path.exists(run_path) else {}
+now = run.get("date") or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 mem = next((l.split(":", 1)[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
-try:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=out_dir).stdout.strip()
-except OSError:
-    commit = "?"
+commit = run.get("commit")
+if not commit:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=out_dir).stdout.strip()
+    except OSError:
+        commit = "?"
 fd_limit = subprocess.run(["bash", "-c", "ulimit -n"], capture_output=True, text=True).stdout.strip()
 
 lines = [
