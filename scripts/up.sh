@@ -104,13 +104,14 @@ log "api-node seed"
 start_cluster || die "the cluster did not start (logs in ${LOG_DIR#"$REPO"/})"
 
 PUBLIC="http://127.0.0.1:$PUBLIC_PORT"
+prometheus_line=""
+[[ $PROMETHEUS == 1 ]] && prometheus_line=$'\n'"   Prometheus: http://127.0.0.1:$PROMETHEUS_PORT"
 cat <<BANNER
 
   ============================================================
    API:        $PUBLIC/api/...   (OpenAPI: $PUBLIC/openapi.json)
    WebSocket:  ws://127.0.0.1:$PUBLIC_PORT/ws/updates?token=<token>
-   Nodes:      $(for n in $(api_names) $(ws_names); do printf '%s=:%s ' "$n" "$(node_port "$n")"; done)
-$([[ $PROMETHEUS == 1 ]] && echo "   Prometheus: http://127.0.0.1:$PROMETHEUS_PORT")
+   Nodes:      $(for n in $(api_names) $(ws_names); do printf '%s=:%s ' "$n" "$(node_port "$n")"; done)$prometheus_line
    Demo login: demo@example.com / demo-password
 
      curl -sS -X POST $PUBLIC/api/auth/login \\
