@@ -48,8 +48,8 @@ pub async fn dispatch(
     }
 }
 
-/// The caller, then no query parameters (where the route takes none): the
-/// contract checks authentication before the request's contents.
+/// The caller. Handlers call it before reading anything else of the
+/// request: the contract checks authentication before the contents.
 fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<AuthUser, ApiError> {
     AuthUser::from_headers(req.headers(), &state.config.jwt, &state.revocations)
 }
