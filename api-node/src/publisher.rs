@@ -65,11 +65,22 @@ impl Publisher {
     /// keeps them for [`Publisher::run_retries`] (and the outbox keeps them
     /// for the relay).
     pub async fn publish(&self, events: &[OutboxEvent]) {
-        if let Err(err) = self.put_on_redis(events).await {
-            tracing::warn!(error = %err, "publishing events failed; retrying");
-            let mut pending = self.pending.lock().expect("BUG: pending lock poisoned");
-            let room = MAX_PENDING.saturating_sub(pending.len());
-            pending.extend(events.iter().take(room).cloned());
+        match self.put_on_redis(events).await {
+            Ok(()) => self.mark_later(events),
+            Err(err) => {
+                tracing::warn!(error = %err, "publishing events failed; retrying");
+                let mut pending = self.pending.lock().expect("BUG: pending lock poisoned");
+                let room = MAX_PENDING.saturating_sub(pending.len());
+                pending.extend(events.iter().take(room).cloned());
+            }
+        }
+    }
+
+    /// Queues published events for the marker task (the relay marks the
+    /// ones it publishes in its own transaction instead).
+    fn mark_later(&self, events: &[OutboxEvent]) {
+        for event in events {
+            let _ = self.published.send((event.user_id, event.seq));
         }
     }
 
@@ -94,6 +105,7 @@ impl Publisher {
                 pending.iter().take(500).cloned().collect()
             };
             if !batch.is_empty() && self.put_on_redis(&batch).await.is_ok() {
+                self.mark_later(&batch);
                 self.pending
                     .lock()
                     .expect("BUG: pending lock poisoned")
@@ -115,9 +127,6 @@ impl Publisher {
         }
         match self.redis.run::<()>(&pipe).await {
             Ok(()) => {
-                for event in events {
-                    let _ = self.published.send((event.user_id, event.seq));
-                }
                 metrics::counter!(crate::metrics::EVENTS_PUBLISHED).increment(events.len() as u64);
                 Ok(())
             }
