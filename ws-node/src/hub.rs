@@ -1,9 +1,10 @@
 //! The node's connections, sharded by user in a `DashMap` (each shard has
 //! its own lock, so fan-out to one user never blocks another's).
 //!
-//! The hub also keeps, per user, the last seq it has fanned out, so events
-//! leave it in seq order with duplicates dropped and gaps reported to the
-//! caller to fill from history; and it issues the Redis (un)subscribe
+//! The hub also keeps, per user, the last seq it has fanned out (the user's
+//! fan-out point: every subscriber here has been given, or told about,
+//! everything up to it), so events leave it in seq order with duplicates
+//! dropped and gaps reported to the caller to fill from history; and it issues the Redis (un)subscribe
 //! commands for a user's channel as the first of its connections subscribes
 //! and the last one leaves, while holding the user's shard lock, so the
 //! commands reach the broker in the order the hub changed.
@@ -253,12 +254,20 @@ impl Hub {
         }
     }
 
-    /// Records that everything up to `seq` is accounted for (a subscriber
-    /// read it as the latest), so a later event is not taken for a gap.
+    /// Records a subscriber's starting point: it was told `seq` is the
+    /// latest, so it needs every event after `seq`.
+    ///
+    /// The fan-out point only ever moves *down* here, never up: another
+    /// subscriber of the user may still be waiting for events at or below
+    /// `seq` that were committed but have not reached this node yet (a slow
+    /// publish, Redis down, an api-node that died before publishing). Moving
+    /// it up would drop those late events as duplicates for everyone. Moving
+    /// it down at worst hands a subscriber an event it already has, which its
+    /// session drops by seq.
     pub fn note_latest(&self, user: Uuid, seq: i64) {
         if let Some(mut user) = self.users.get_mut(&user) {
-            if user.subscribers() > 0 && user.last_seq.is_none_or(|last| last < seq) {
-                user.last_seq = Some(seq);
+            if user.subscribers() > 0 {
+                user.last_seq = Some(user.last_seq.map_or(seq, |last| last.min(seq)));
             }
         }
     }
@@ -396,6 +405,43 @@ mod tests {
             hub.deliver(Uuid::new_v4(), &event(1), false),
             Delivery::NoSubscribers
         );
+    }
+
+    #[tokio::test]
+    async fn a_later_subscriber_never_moves_the_fan_out_point_past_a_late_event() {
+        let (hub, _broker) = hub(8);
+        let user = Uuid::new_v4();
+        let (a, mut queue_a, _) = hub.register(user, Uuid::new_v4());
+        hub.set_subscribed(a, true);
+        hub.note_latest(user, 1);
+        // Seq 2 is committed but late; B subscribes and reads 2 as the latest.
+        let (b, mut queue_b, _) = hub.register(user, Uuid::new_v4());
+        hub.set_subscribed(b, true);
+        hub.note_latest(user, 2);
+        assert_eq!(hub.deliver(user, &event(2), false), Delivery::Delivered);
+        assert_eq!(hub.deliver(user, &event(3), false), Delivery::Delivered);
+        let seqs = |q: &mut mpsc::Receiver<Arc<Event>>| {
+            std::iter::from_fn(|| q.try_recv().ok())
+                .map(|e| e.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(&mut queue_a), [2, 3]);
+        // B's session drops 2 itself (it was told 2 is the latest).
+        assert_eq!(seqs(&mut queue_b), [2, 3]);
+    }
+
+    #[tokio::test]
+    async fn subscribers_joining_together_start_from_the_lowest_point() {
+        let (hub, _broker) = hub(8);
+        let user = Uuid::new_v4();
+        let (a, _qa, _) = hub.register(user, Uuid::new_v4());
+        let (b, _qb, _) = hub.register(user, Uuid::new_v4());
+        hub.set_subscribed(a, true);
+        hub.set_subscribed(b, true);
+        hub.note_latest(user, 6);
+        hub.note_latest(user, 5);
+        assert_eq!(hub.last_seq(user), Some(5));
+        assert_eq!(hub.deliver(user, &event(6), false), Delivery::Delivered);
     }
 
     #[tokio::test]

@@ -14,9 +14,13 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::hub::{ConnRef, Control, Event};
-use crate::metrics::{CLOSES, FANOUT_LATENCY, MESSAGES_IN, MESSAGES_OUT};
+use crate::metrics::{CLOSES, FANOUT_LATENCY, GAP_FILLS, MESSAGES_IN, MESSAGES_OUT};
 use crate::protocol::{self, close, ClientMessage};
 use crate::state::NodeState;
+
+/// The most events one socket fills on its own; the contract's resume
+/// window, past which a client resyncs anyway.
+const MAX_GAP_FILL: i64 = 1_000;
 
 /// The socket type every session runs on.
 pub type Socket = WebSocketStream<TcpStream>;
@@ -262,12 +266,45 @@ impl Session {
         if !self.subscribed || event.seq <= self.last_seq {
             return Ok(());
         }
+        if event.seq > self.last_seq + 1 {
+            // Boxed, like subscribe: a database future inline would make
+            // every idle connection's task larger.
+            Box::pin(self.fill_gap(event.seq)).await?;
+        }
         self.last_seq = event.seq;
         self.write(Message::Text(event.text.clone()))
             .await
             .map_err(|_| End::Drop)?;
         let lag_ms = chrono::Utc::now().timestamp_millis() - event.timestamp_ms;
         metrics::histogram!(FANOUT_LATENCY).record(lag_ms.max(0) as f64 / 1000.0);
+        Ok(())
+    }
+
+    /// Sends this socket the events between its last seq and `next` from
+    /// history. The hub hands events on in order from a point never above
+    /// any subscriber's starting point, so this is rare: a socket that
+    /// subscribed while its user had no fan-out point on this node yet, or
+    /// a gap the hub could not fill. Filling it here keeps this socket's
+    /// stream whole whatever the user's other sockets were sent.
+    async fn fill_gap(&mut self, next: i64) -> Result<(), End> {
+        let (user, after) = (self.conn.user, self.last_seq);
+        if next - 1 - after > MAX_GAP_FILL {
+            tracing::warn!(%user, after, next, "gap too large to fill for one socket");
+            return Ok(());
+        }
+        match self.state.history.between(user, after, next - 1).await {
+            Ok(Some(missing)) => {
+                metrics::counter!(GAP_FILLS).increment(missing.len() as u64);
+                for text in missing {
+                    self.write(Message::Text(text))
+                        .await
+                        .map_err(|_| End::Drop)?;
+                }
+            }
+            // The client sees the gap and resubscribes, as the contract asks.
+            Ok(None) => tracing::warn!(%user, after, next, "gap no longer in history"),
+            Err(err) => tracing::warn!(error = %err, %user, "could not fill a socket's gap"),
+        }
         Ok(())
     }
 
