@@ -140,12 +140,13 @@ impl ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(err: tokio_postgres::Error) -> Self {
-        // A database error (constraint, syntax) is a bug or a race the call
-        // site did not handle; anything else means the connection is gone.
-        if err.as_db_error().is_some() {
-            ApiError::Internal(err.into())
-        } else {
+        // A lost connection or a server shutting down is 503; any other
+        // database error (constraint, syntax) is a bug or a race the call
+        // site did not handle.
+        if shared::postgres::is_unavailable(&err) {
             ApiError::Unavailable(err.to_string())
+        } else {
+            ApiError::Internal(err.into())
         }
     }
 }

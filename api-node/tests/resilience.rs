@@ -242,3 +242,66 @@ async fn a_request_in_flight_when_the_node_stops_still_completes() {
         .expect("the node finishes stopping")
         .unwrap();
 }
+
+/// What a PostgreSQL restart does to a node's pooled connections: the
+/// server ends every backend with "terminating connection due to
+/// administrator command" (SQLSTATE 57P01). Requests caught by it are 503
+/// UNAVAILABLE, never 500, and the pool recovers on its own.
+#[tokio::test]
+async fn connections_ended_by_a_postgresql_restart_answer_503_never_500() {
+    let app = TestApp::spawn().await;
+    let user = app.register().await;
+    let task = app.create_task(&user, json!({ "title": "t" })).await;
+    let id = task["id"].as_str().unwrap().to_owned();
+    let admin = app.db.client().await;
+    for round in 0..5 {
+        // Fill the pool with open connections, then end them all.
+        let warm: Vec<_> = (0..8)
+            .map(|_| app.get("/api/tasks?limit=1", &user.token))
+            .collect();
+        for reply in futures_util::future::join_all(warm).await {
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        }
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        let calls: Vec<_> = (0..8)
+            .map(|n| {
+                let body = json!({ "title": format!("r{round} n{n}") });
+                let user = &user;
+                let app = &app;
+                let id = &id;
+                async move {
+                    if n % 2 == 0 {
+                        app.post("/api/tasks", Some(&user.token), body).await
+                    } else {
+                        app.get(&task_path(id), &user.token).await
+                    }
+                }
+            })
+            .collect();
+        for reply in futures_util::future::join_all(calls).await {
+            assert!(
+                reply.status.is_success() || reply.status == StatusCode::SERVICE_UNAVAILABLE,
+                "round {round}: {} {}",
+                reply.status,
+                reply.body
+            );
+            if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+                reply.assert_error(503, "UNAVAILABLE");
+            }
+        }
+    }
+    // The pool has replaced the ended connections by itself.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.get(&task_path(&id), &user.token).await.status == StatusCode::OK
+        })
+        .await
+    );
+}

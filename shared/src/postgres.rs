@@ -35,3 +35,40 @@ pub fn pool(
         .runtime(Runtime::Tokio1)
         .build()?)
 }
+
+/// Whether a PostgreSQL error means the database is out of reach for now
+/// (the connection is gone, the server is shutting down, starting up or
+/// out of connections) rather than that the statement itself failed.
+///
+/// A restart shows up both ways: as a dropped connection, and as an error
+/// the server sends before it closes ("terminating connection due to
+/// administrator command", SQLSTATE 57P01) or while it cannot take
+/// connections yet (57P03). Both are 503 to a client, never 500.
+pub fn is_unavailable(err: &tokio_postgres::Error) -> bool {
+    let Some(db) = err.as_db_error() else {
+        // No server error: an I/O error, a closed connection, a timeout.
+        return true;
+    };
+    let code = db.code().code();
+    // Class 08: connection exception; class 57: operator intervention
+    // (shutdown, crash shutdown, cannot connect now); 53300: too many
+    // connections.
+    code.starts_with("08") || code.starts_with("57") || code == "53300"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_to_nowhere_is_built_lazily() {
+        // Building never connects; the first checkout would fail.
+        assert!(pool(
+            "postgres://127.0.0.1:1/x",
+            1,
+            Duration::from_millis(10),
+            "t"
+        )
+        .is_ok());
+    }
+}
