@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -41,15 +41,20 @@ impl Counts {
 /// One subscriber's view: every seq it was sent, in order.
 type Seen = Arc<Mutex<Vec<i64>>>;
 
+/// How long the subscribers may take to be subscribed before traffic starts.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Keeps one subscription alive until `stop`, resuming with `since` after
-/// every close.
+/// every close. Sends on `subscribed` once, at its first `SUBSCRIBED`.
 async fn subscriber(
     ws_url: String,
     token: String,
     seen: Seen,
     counts: Arc<Counts>,
+    subscribed: mpsc::UnboundedSender<()>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut subscribed = Some(subscribed);
     let mut first = true;
     while !*stop.borrow() {
         if !first {
@@ -91,6 +96,11 @@ async fn subscriber(
                     Some(Ok(Message::Text(text))) => {
                         let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
                         let kind = value["type"].as_str().unwrap_or("");
+                        if kind == "SUBSCRIBED" {
+                            if let Some(subscribed) = subscribed.take() {
+                                let _ = subscribed.send(());
+                            }
+                        }
                         if kind.starts_with("TASK_") {
                             if let Some(seq) = value["seq"].as_i64() {
                                 seen.lock().expect("not poisoned").push(seq);
@@ -135,6 +145,7 @@ pub async fn soak(args: &Args) -> anyhow::Result<bool> {
     let (stop, stopped) = watch::channel(false);
     let mut subscribers = JoinSet::new();
     let mut views: Vec<(usize, Seen)> = Vec::new();
+    let (subscribed, mut subscriptions) = mpsc::unbounded_channel();
     for n in 0..conns {
         let seen: Seen = Arc::default();
         views.push((n % users.len(), seen.clone()));
@@ -143,10 +154,29 @@ pub async fn soak(args: &Args) -> anyhow::Result<bool> {
             users[n % users.len()].token.clone(),
             seen,
             counts.clone(),
+            subscribed.clone(),
             stopped.clone(),
         ));
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(subscribed);
+    // Writing before every subscriber is subscribed would count the events
+    // it was never meant to see as lost: wait for each one's SUBSCRIBED.
+    let mut ready = 0;
+    let deadline = tokio::time::Instant::now() + SUBSCRIBE_TIMEOUT;
+    while ready < conns {
+        match tokio::time::timeout_at(deadline, subscriptions.recv()).await {
+            Ok(Some(())) => ready += 1,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if ready < conns {
+        let _ = stop.send(true);
+        while subscribers.join_next().await.is_some() {}
+        anyhow::bail!(
+            "only {ready} of {conns} subscribers were subscribed within {}s",
+            SUBSCRIBE_TIMEOUT.as_secs()
+        );
+    }
 
     // Each operation: create, read, update, and every third one delete;
     // each committed write is one event for its user.
