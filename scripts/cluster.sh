@@ -18,6 +18,10 @@
 # the environment.
 
 : "${REPO:?source scripts/cluster.sh from a script that sets REPO}"
+declare -F pid_running >/dev/null || {
+    echo "[cluster] source scripts/services.sh before scripts/cluster.sh" >&2
+    return 1
+}
 PUBLIC_PORT="${PUBLIC_PORT:-8080}"
 API_NODES="${API_NODES:-2}"
 WS_NODES="${WS_NODES:-2}"
@@ -52,7 +56,7 @@ node_port() {
 
 _pid_of() { [[ -s "$RUN_DIR/$1.pid" ]] && cat "$RUN_DIR/$1.pid"; }
 
-_alive() { local pid; pid=$(_pid_of "$1") && kill -0 "$pid" 2>/dev/null; }
+_alive() { local pid; pid=$(_pid_of "$1") && pid_running "$pid"; }
 
 # wait_ready NAME URL — until URL answers 2xx, or the process dies.
 wait_ready() {
@@ -90,16 +94,18 @@ start_node() {
 }
 
 # stop_process NAME [SECONDS] — SIGTERM, wait (default 30 s), then SIGKILL.
+# A process that has exited counts as stopped even before its parent reaps
+# it (a zombie still answers `kill -0`).
 stop_process() {
     local name=$1 grace=${2:-30} pid i
     pid=$(_pid_of "$name") || return 0
-    if kill -0 "$pid" 2>/dev/null; then
+    if pid_running "$pid"; then
         kill -TERM "$pid" 2>/dev/null || true
         for ((i = 0; i < grace * 10; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
+            pid_running "$pid" || break
             sleep 0.1
         done
-        if kill -0 "$pid" 2>/dev/null; then
+        if pid_running "$pid"; then
             clog "$name did not stop within ${grace}s; killing it"
             kill -KILL "$pid" 2>/dev/null || true
         fi

@@ -159,6 +159,19 @@ EOF
     return 1
 }
 
+# True if process PID exists and has not exited. `kill -0` alone also
+# succeeds for a zombie (exited, not yet reaped by its parent), which would
+# make a stop loop wait out its whole grace period for a process long gone.
+pid_running() {
+    local pid=$1 stat
+    kill -0 "$pid" 2>/dev/null || return 1
+    # Field 3 of /proc/PID/stat is the state; the name before it (field 2,
+    # in parentheses) may itself contain spaces or parentheses.
+    stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 0
+    stat=${stat##*) }
+    [[ "${stat%% *}" != Z ]]
+}
+
 # True if something accepts TCP connections on 127.0.0.1:PORT.
 port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -211,8 +224,7 @@ _svc_pg_stop_data() {
         fi
         # pg_ctl returns once postmaster.pid is gone; wait for the process too.
         for ((i = 0; i < 50 && ${#pid} > 0; i++)); do
-            [[ -e "/proc/$pid" ]] || break
-            [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || break
+            pid_running "$pid" || break
             sleep 0.1
         done
     fi
@@ -353,7 +365,7 @@ _svc_redis_pid() {
     [[ -f "$pidfile" ]] || return 1
     pid="$(head -n1 -- "$pidfile" 2>/dev/null)" || return 1
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
+    pid_running "$pid" || return 1
     # Guard against pid reuse: it must be a redis-server.
     [[ "$(cat "/proc/$pid/comm" 2>/dev/null || echo redis-server)" == redis-server* ]] || return 1
     printf '%s\n' "$pid"
@@ -365,10 +377,10 @@ _svc_redis_stop_pidfile() {
     svc_log "stopping Redis (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        pid_running "$pid" || break
         sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if pid_running "$pid"; then
         svc_err "Redis (pid $pid) did not stop; killing it"
         kill -KILL "$pid" 2>/dev/null || true
     fi

@@ -53,7 +53,7 @@ ensure_packages nginx curl prometheus
 for d in "$REPO"/.local/test-*; do
     [[ -d "$d" ]] || continue
     pid=${d##*/test-}
-    if [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$pid" != "$$" ]] && ! kill -0 "$pid" 2>/dev/null; then
+    if [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$pid" != "$$" ]] && ! pid_running "$pid"; then
         echo "[test] removing stale $d" >&2
         wipe_state_dir "$d"
     fi
