@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::Config;
+use crate::fanout::Fanout;
 use crate::history::History;
 use crate::hub::Hub;
 use crate::protocol::close;
@@ -47,8 +48,9 @@ impl Application {
         let redis = RedisConn::new(redis_client.clone(), Duration::from_millis(500))?;
         let keys = RedisKeys::new(config.redis_namespace.clone());
         let history = History::new(pool.clone(), redis.clone(), keys.clone());
-        let (broker_tx, broker_rx) = mpsc::unbounded_channel();
-        let hub = Arc::new(Hub::new(config.queue_len, broker_tx));
+        let (interest_tx, interest_rx) = mpsc::unbounded_channel();
+        let hub = Arc::new(Hub::new(config.queue_len, interest_tx));
+        let fanout = Fanout::new(hub.clone(), history.clone());
         let revocations = Arc::new(Revocations::default());
         let (stop, stopped) = watch::channel(false);
 
@@ -68,9 +70,8 @@ impl Application {
         tokio::spawn(broker::run(
             redis_client,
             keys,
-            hub.clone(),
-            history.clone(),
-            broker_rx,
+            Arc::new(fanout),
+            interest_rx,
             stopped,
         ));
 

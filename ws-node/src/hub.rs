@@ -8,17 +8,21 @@
 //! commands for a user's channel as the first of its connections subscribes
 //! and the last one leaves, while holding the user's shard lock, so the
 //! commands reach the broker in the order the hub changed.
+//!
+//! The hub knows nothing of Redis or history: it sends [`Interest`] changes
+//! down a channel and reports gaps; the fan-out coordinator
+//! ([`crate::fanout`]) wires it to the broker and fills the gaps.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use shared::events::EventView;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
-use crate::broker::BrokerCmd;
 use crate::metrics::{CHANNELS, CONNECTIONS, QUEUE_DROPS, SLOW_CLOSES, SUBSCRIBED};
 use crate::protocol::close;
 
@@ -32,6 +36,31 @@ pub struct Event {
     pub timestamp_ms: i64,
     /// The JSON text frame.
     pub text: Utf8Bytes,
+}
+
+impl Event {
+    /// Reads the seq and time of an event's JSON (one parse per event; the
+    /// bytes are kept as they are for every recipient).
+    pub fn from_text(text: Utf8Bytes) -> Option<Arc<Event>> {
+        let view = EventView::parse(text.as_str())
+            .map_err(|err| tracing::error!(error = %err, "BUG: unreadable event"))
+            .ok()?;
+        Some(Arc::new(Event {
+            seq: view.seq,
+            timestamp_ms: view.timestamp,
+            text,
+        }))
+    }
+}
+
+/// A change in which users' events this node wants: the broker follows
+/// these with (un)subscribe commands.
+#[derive(Debug)]
+pub enum Interest {
+    /// The user's first subscriber here; answer once Redis confirmed.
+    Subscribe(Uuid, oneshot::Sender<()>),
+    /// The user's last subscriber here left.
+    Unsubscribe(Uuid),
 }
 
 /// Tells a connection's task to close, with which code.
@@ -128,19 +157,20 @@ pub struct Hub {
     next_id: AtomicU64,
     open: AtomicUsize,
     queue_len: usize,
-    broker: mpsc::UnboundedSender<BrokerCmd>,
+    /// Where interest changes go, in the order the hub made them.
+    interest: mpsc::UnboundedSender<Interest>,
 }
 
 impl Hub {
     /// A hub whose connections queue up to `queue_len` events each.
-    pub fn new(queue_len: usize, broker: mpsc::UnboundedSender<BrokerCmd>) -> Self {
+    pub fn new(queue_len: usize, interest: mpsc::UnboundedSender<Interest>) -> Self {
         Self {
             users: DashMap::new(),
             tokens: DashMap::new(),
             next_id: AtomicU64::new(1),
             open: AtomicUsize::new(0),
             queue_len: queue_len.max(1),
-            broker,
+            interest,
         }
     }
 
@@ -240,13 +270,13 @@ impl Hub {
         match (before, on) {
             (0, true) => {
                 let (done, confirmed) = oneshot::channel();
-                let _ = self.broker.send(BrokerCmd::Subscribe(conn.user, done));
+                let _ = self.interest.send(Interest::Subscribe(conn.user, done));
                 metrics::gauge!(CHANNELS).increment(1.0);
                 Some(confirmed)
             }
             (1, false) => {
                 user.last_seq = None;
-                let _ = self.broker.send(BrokerCmd::Unsubscribe(conn.user));
+                let _ = self.interest.send(Interest::Unsubscribe(conn.user));
                 metrics::gauge!(CHANNELS).decrement(1.0);
                 None
             }
@@ -362,7 +392,7 @@ mod tests {
         })
     }
 
-    fn hub(queue: usize) -> (Hub, mpsc::UnboundedReceiver<BrokerCmd>) {
+    fn hub(queue: usize) -> (Hub, mpsc::UnboundedReceiver<Interest>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Hub::new(queue, tx), rx)
     }
@@ -375,11 +405,11 @@ mod tests {
         let (b, _qb, _) = hub.register(user, Uuid::new_v4());
         assert!(hub.set_subscribed(a, true).is_some());
         assert!(hub.set_subscribed(b, true).is_none());
-        assert!(matches!(broker.try_recv(), Ok(BrokerCmd::Subscribe(u, _)) if u == user));
+        assert!(matches!(broker.try_recv(), Ok(Interest::Subscribe(u, _)) if u == user));
         hub.set_subscribed(a, false);
         assert!(broker.try_recv().is_err());
         hub.unregister(b, Uuid::nil());
-        assert!(matches!(broker.try_recv(), Ok(BrokerCmd::Unsubscribe(u)) if u == user));
+        assert!(matches!(broker.try_recv(), Ok(Interest::Unsubscribe(u)) if u == user));
     }
 
     #[tokio::test]

@@ -6,15 +6,23 @@
 //! - [`front`]: the HTTP front: authenticated upgrade, health, metrics.
 //! - [`session`]: one connection's task: protocol, heartbeat, limits.
 //! - [`protocol`]: the messages of the contract and the close codes.
-//! - [`hub`]: connections sharded by user; ordered, bounded fan-out.
-//! - [`broker`]: the Redis subscription that follows the hub, and catch-up.
+//! - [`hub`]: the registry of sockets, sharded by user; ordered, bounded
+//!   fan-out. Knows nothing of Redis or history.
+//! - [`broker`]: the Redis pump: follows the hub's interest, decodes each
+//!   event once, hands it on. Never waits on one user's I/O.
+//! - [`fanout`]: the coordinator between them: per-user order and gap
+//!   filling off the pump, and catch-up after a Redis reconnect.
 //! - [`history`]: past events from Redis or the PostgreSQL outbox.
 //! - [`metrics`]: metric names.
 //! - [`config`], [`state`]: settings and what every connection shares.
+//!
+//! Dependencies point one way: `fanout` → `broker`, `hub`, `history`;
+//! `broker` → `hub` (the event and interest types); `hub` → nothing above.
 
 pub mod app;
 pub mod broker;
 pub mod config;
+pub mod fanout;
 pub mod front;
 pub mod history;
 pub mod hub;
