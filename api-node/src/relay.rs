@@ -2,7 +2,8 @@
 //! it to Redis (a node died between commit and publish, or Redis was down).
 //! Every api-node runs one; `FOR UPDATE SKIP LOCKED` lets them share the
 //! work, and a duplicate publish is harmless (receivers drop seen seqs).
-//! It also prunes old outbox rows and login failures.
+//! It also prunes old outbox rows, login failures and the revocations of
+//! tokens that have expired anyway.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,9 @@ const BATCH: i64 = 500;
 const KEEP_EVENTS: Duration = Duration::from_secs(24 * 3600);
 /// How often housekeeping runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
+/// A revocation is kept this long past its token's expiry, for nodes whose
+/// clock runs behind the database's.
+const KEEP_REVOKED_PAST_EXPIRY: Duration = Duration::from_secs(3600);
 
 /// Runs until `stop` fires.
 pub async fn run(
@@ -78,9 +82,12 @@ pub async fn relay_once(
     Ok(events.len())
 }
 
-async fn prune(pool: &Pool, max_login_window: Duration) -> Result<(), ApiError> {
+/// Housekeeping: deletes what no guarantee needs any more; [`run`] calls
+/// it every [`PRUNE_EVERY`].
+pub async fn prune(pool: &Pool, max_login_window: Duration) -> Result<(), ApiError> {
     let client = pool.get().await?;
     task_events::prune(&client, KEEP_EVENTS).await?;
     login_failures::prune(&client, max_login_window.as_secs_f64()).await?;
+    shared::revocation::prune(&client, KEEP_REVOKED_PAST_EXPIRY).await?;
     Ok(())
 }

@@ -64,6 +64,7 @@ impl Application {
         );
         tokio::spawn(close_revoked(
             hub.clone(),
+            revocations.clone(),
             revocations.subscribe(),
             stopped.clone(),
         ));
@@ -152,9 +153,13 @@ impl Application {
     }
 }
 
-/// Closes the sockets of each token as its revocation becomes known.
+/// Closes the sockets of each token as its revocation becomes known. A
+/// listener that fell behind (more revocations at once than the channel
+/// holds) has lost some announcements: it then checks every open socket
+/// against the whole set, which holds every revocation it missed.
 async fn close_revoked(
     hub: Arc<Hub>,
+    revocations: Arc<Revocations>,
     mut revoked: broadcast::Receiver<uuid::Uuid>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -162,7 +167,10 @@ async fn close_revoked(
         tokio::select! {
             jti = revoked.recv() => match jti {
                 Ok(jti) => hub.close_token(jti, close::TOKEN),
-                Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!(missed = n, "revocations lagged"),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let tokens = hub.close_revoked(|jti| revocations.is_revoked(jti), close::TOKEN);
+                    tracing::warn!(missed, tokens, "revocations lagged; every socket re-checked");
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = stop.changed() => return,

@@ -370,6 +370,24 @@ impl Hub {
         }
     }
 
+    /// Closes every connection living by a token `is_revoked` says is
+    /// revoked; returns how many tokens that was. For when announcements
+    /// of single revocations may have been missed (a lagging listener).
+    pub fn close_revoked(&self, is_revoked: impl Fn(&Uuid) -> bool, code: u16) -> usize {
+        // Collected first: closing looks tokens up again, and a shard's
+        // read lock is not taken twice by one thread while a writer waits.
+        let revoked: Vec<Uuid> = self
+            .tokens
+            .iter()
+            .map(|entry| *entry.key())
+            .filter(|jti| is_revoked(jti))
+            .collect();
+        for jti in &revoked {
+            self.close_token(*jti, code);
+        }
+        revoked.len()
+    }
+
     /// Closes every connection (shutdown).
     pub fn close_all(&self, code: u16) {
         for user in self.users.iter() {

@@ -5,10 +5,16 @@
 use deadpool_postgres::Client;
 
 /// The migrations, in order.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_schema",
-    include_str!("../../../sql/migrations/0001_schema.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_schema",
+        include_str!("../../../sql/migrations/0001_schema.sql"),
+    ),
+    (
+        "0003_revoked_tokens_expiry",
+        include_str!("../../../sql/migrations/0003_revoked_tokens_expiry.sql"),
+    ),
+];
 
 /// An arbitrary constant that names "the migration lock" for this schema.
 const LOCK_KEY: i64 = 0x7461_736b_7300;
