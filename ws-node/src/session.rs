@@ -21,6 +21,8 @@ use crate::state::NodeState;
 /// The most events one socket fills on its own; the contract's resume
 /// window, past which a client resyncs anyway.
 const MAX_GAP_FILL: i64 = 1_000;
+/// How long closing waits for the peer's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// The socket type every session runs on.
 pub type Socket = WebSocketStream<TcpStream>;
@@ -150,9 +152,15 @@ impl Session {
                     ))
                     .await;
             }
-            // tungstenite queues the pong; flushing sends it.
-            Message::Ping(_) => return self.ws.flush().await.map_err(|_| End::Drop),
-            Message::Pong(_) | Message::Frame(_) => return Ok(()),
+            // Control frames count like any message: a ping flood is a
+            // flood. tungstenite queues the pong; flushing sends it, under
+            // the write timeout like every write (a client that pings and
+            // never reads would otherwise hold this task in the flush).
+            Message::Ping(_) => {
+                self.count_message()?;
+                return self.flush().await;
+            }
+            Message::Pong(_) | Message::Frame(_) => return self.count_message(),
             Message::Close(_) => return Err(End::Drop),
         };
         self.count_message()?;
@@ -326,13 +334,25 @@ impl Session {
         }
     }
 
-    /// Sends a close frame and waits briefly for the peer's.
+    /// Sends what tungstenite has queued (pongs), under the write timeout.
+    async fn flush(&mut self) -> Result<(), End> {
+        match tokio::time::timeout(self.state.config.write_timeout, self.ws.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(End::Drop),
+        }
+    }
+
+    /// Sends a close frame and waits briefly for the peer's: the whole
+    /// handshake, the write included, is bounded by [`CLOSE_WAIT`] (or the
+    /// write timeout, if shorter), so a peer that does not read cannot keep
+    /// a closed connection.
     async fn close(&mut self, code: u16, reason: &'static str) {
         let frame = CloseFrame {
             code: CloseCode::from(code),
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let within = CLOSE_WAIT.min(self.state.config.write_timeout);
+        let _ = tokio::time::timeout(within, async {
             if self.ws.send(Message::Close(Some(frame))).await.is_ok() {
                 while let Some(Ok(_)) = self.ws.next().await {}
             }

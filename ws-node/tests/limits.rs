@@ -283,3 +283,105 @@ async fn a_peer_that_never_answers_pings_is_disconnected() {
         "the server kept a peer that never answered pings"
     );
 }
+
+/// Sends Ping frames (full 125-byte payloads) as fast as the socket takes
+/// them, never reading, until a send fails (the server cut the connection)
+/// or `within` has passed; true when it was cut off. A send that blocks
+/// (the server no longer reads) is retried until the deadline.
+async fn flood_pings(
+    flood: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
+    within: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        let ping = Message::Ping(vec![7u8; 125].into());
+        let sent = tokio::time::timeout(Duration::from_millis(200), flood.send(ping)).await;
+        if let Ok(Err(_)) = sent {
+            return true;
+        }
+    }
+    false
+}
+
+/// Reads the raw socket (pongs, maybe a close frame) until the server's
+/// end of stream; true when it came within `within`.
+async fn server_hung_up(
+    flood: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
+    within: Duration,
+) -> bool {
+    let raw = flood.get_mut();
+    let mut buf = vec![0u8; 64 * 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match raw.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn a_ping_flood_counts_toward_the_message_rate_and_is_closed() {
+    let api = TestApp::spawn().await;
+    let ws = WsNode::start(&api).await;
+    let user = api.register().await;
+    let mut calm = ws.connect(&user.token).await;
+
+    // Pings and pongs, never a text frame, never reading.
+    let tcp = TcpStream::connect(("127.0.0.1", ws.port)).await.unwrap();
+    let (mut flood, _) = tokio_tungstenite::client_async(ws.url(&user.token), tcp)
+        .await
+        .expect("upgrade accepted");
+    let started = tokio::time::Instant::now();
+    for _ in 0..60 {
+        if flood.send(Message::Pong(Default::default())).await.is_err() {
+            break;
+        }
+    }
+    flood_pings(&mut flood, Duration::from_secs(3)).await;
+    assert!(
+        server_hung_up(&mut flood, Duration::from_secs(5)).await,
+        "a client flooding control frames was kept"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+
+    // Everyone else is served as before.
+    calm.assert_alive().await;
+    let health = reqwest::get(ws.http_url("/healthz")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn answering_pings_to_a_peer_that_never_reads_is_bounded_by_the_write_timeout() {
+    let api = TestApp::spawn().await;
+    // No message rate to hit: only the write timeout can end this one.
+    let ws = WsNode::start_with(&api, |c| {
+        c.max_messages_per_sec = u32::MAX;
+        c.write_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let user = api.register().await;
+    let (mut calm, _) = ws.subscribed(&user.token).await;
+
+    let tcp = TcpStream::connect(("127.0.0.1", ws.port)).await.unwrap();
+    let (mut flood, _) = tokio_tungstenite::client_async(ws.url(&user.token), tcp)
+        .await
+        .expect("upgrade accepted");
+    // The pongs fill both socket buffers, the server's flush of the next
+    // one blocks, and after the write timeout it gives the socket up (the
+    // flood's next send fails). Before, it waited in that flush forever,
+    // past every close: idle, expiry, logout.
+    assert!(
+        flood_pings(&mut flood, Duration::from_secs(30)).await,
+        "the server kept flushing pongs to a peer that never reads"
+    );
+    assert!(server_hung_up(&mut flood, Duration::from_secs(5)).await);
+
+    calm.assert_alive().await;
+    api.create_task(&user, json!({ "title": "still served" }))
+        .await;
+    assert_eq!(calm.expect("TASK_CREATED").await["seq"], 1);
+}
