@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::broker::EventSink;
-use crate::history::History;
+use crate::history::{History, HistoryError};
 use crate::hub::{Delivery, Event, Hub};
 use crate::metrics::GAP_FILLS;
 
@@ -107,7 +107,12 @@ impl Fanout {
             }
         };
         for (user, latest) in latest {
-            if self.inner.hub.last_seq(user).is_some_and(|last| last < latest) {
+            if self
+                .inner
+                .hub
+                .last_seq(user)
+                .is_some_and(|last| last < latest)
+            {
                 self.open_lane(user, latest, None);
             }
         }
@@ -139,7 +144,7 @@ impl Inner {
                 return;
             };
             let filled = match self.hub.last_seq(user) {
-                Some(after) if after < target => self.from_history(user, after, target).await,
+                Some(after) if after < target => self.fill_from_history(user, after, target).await,
                 _ => true,
             };
             if self.drain(user, filled) {
@@ -150,23 +155,18 @@ impl Inner {
 
     /// Delivers the missing events `after < seq <= upto`; false when they
     /// could not be had (too many, no longer kept, or history unreachable).
-    async fn from_history(&self, user: Uuid, after: i64, upto: i64) -> bool {
+    async fn fill_from_history(&self, user: Uuid, after: i64, upto: i64) -> bool {
         if upto - after > MAX_FILL {
             tracing::warn!(%user, after, upto, "gap too large to fill; clients resync");
             return false;
         }
         for attempt in 1..=FILL_TRIES {
-            match self.history.between(user, after, upto).await {
-                Ok(Some(missing)) => {
-                    metrics::counter!(GAP_FILLS).increment(missing.len() as u64);
-                    for text in missing {
-                        if let Some(event) = Event::from_text(text) {
-                            self.hub.deliver(user, &event, false);
-                        }
-                    }
-                    return true;
-                }
-                Ok(None) => {
+            // From where the hub is now: a failed try may have delivered
+            // its first pages.
+            let from = self.hub.last_seq(user).unwrap_or(after);
+            match self.deliver_pages(user, from, upto).await {
+                Ok(()) => return true,
+                Err(HistoryError::Gone) => {
                     tracing::warn!(%user, after, upto, "gap no longer in history");
                     return false;
                 }
@@ -177,6 +177,22 @@ impl Inner {
             }
         }
         false
+    }
+
+    /// Delivers `after < seq <= upto` from history a page at a time, each
+    /// page handed on before the next is read (history.rs), so a fill holds
+    /// one page, not the whole gap.
+    async fn deliver_pages(&self, user: Uuid, after: i64, upto: i64) -> Result<(), HistoryError> {
+        let mut pages = self.history.pages(user, after, upto);
+        while let Some(page) = pages.next().await? {
+            metrics::counter!(GAP_FILLS).increment(page.len() as u64);
+            for text in page {
+                if let Some(event) = Event::from_text(text) {
+                    self.hub.deliver(user, &event, false);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Hands on the waiting events in order. True when the lane is done

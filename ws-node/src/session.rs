@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::history::HistoryError;
 use crate::hub::{ConnRef, Control, Event};
 use crate::metrics::{CLOSES, FANOUT_LATENCY, GAP_FILLS, MESSAGES_IN, MESSAGES_OUT};
 use crate::protocol::{self, close, ClientMessage};
@@ -21,6 +22,10 @@ use crate::state::NodeState;
 /// The most events one socket fills on its own; the contract's resume
 /// window, past which a client resyncs anyway.
 const MAX_GAP_FILL: i64 = 1_000;
+/// The most events a resume with `since` replays (the contract's window).
+const MAX_REPLAY: i64 = 1_000;
+/// How old the oldest replayed event may be (the contract's window).
+const MAX_REPLAY_AGE_MS: i64 = 24 * 3600 * 1000;
 /// How long closing waits for the peer's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -219,29 +224,50 @@ impl Session {
         };
         self.state.hub.note_latest(user, latest);
         if let Some(since) = since {
-            let missed = if since > latest {
-                None
-            } else {
-                self.state
-                    .history
-                    .between(user, since, latest)
-                    .await
-                    .ok()
-                    .flatten()
-            };
-            match missed {
-                Some(events) => {
-                    for text in events {
-                        self.write(Message::Text(text))
-                            .await
-                            .map_err(|_| End::Drop)?;
-                    }
-                }
-                None => self.reply(protocol::resync_required(latest)).await?,
+            if !self.replay(since, latest).await? {
+                self.reply(protocol::resync_required(latest)).await?;
             }
         }
         self.last_seq = latest;
         self.reply(protocol::subscribed(latest)).await
+    }
+
+    /// Sends the events `since < seq <= latest`, a page at a time (each
+    /// page written before the next is read, so one page at most is held).
+    /// False when the contract says resync instead: `since` above the
+    /// latest, more than [`MAX_REPLAY`] missed, the oldest missed one older
+    /// than a day, or the events no longer (or not now) to be had. Those
+    /// are all known before the first event is sent, except history failing
+    /// mid-way, when the client gets a prefix and then resyncs.
+    async fn replay(&mut self, since: i64, latest: i64) -> Result<bool, End> {
+        if since > latest || latest - since > MAX_REPLAY {
+            return Ok(false);
+        }
+        let state = self.state.clone();
+        let mut pages = state.history.pages(self.conn.user, since, latest);
+        let mut first = true;
+        loop {
+            let page = match pages.next().await {
+                Ok(Some(page)) => page,
+                Ok(None) => return Ok(true),
+                Err(err) => {
+                    if !matches!(err, HistoryError::Gone) {
+                        tracing::warn!(error = %err, "resume: history unavailable");
+                    }
+                    return Ok(false);
+                }
+            };
+            // Seq order is commit order, so the first missed event is the
+            // oldest.
+            if std::mem::take(&mut first) && page.first().is_some_and(|e| too_old(e)) {
+                return Ok(false);
+            }
+            for text in page {
+                self.write(Message::Text(text))
+                    .await
+                    .map_err(|_| End::Drop)?;
+            }
+        }
     }
 
     /// AUTH: a valid token of the same user replaces the connection's token.
@@ -300,20 +326,31 @@ impl Session {
             tracing::warn!(%user, after, next, "gap too large to fill for one socket");
             return Ok(());
         }
-        match self.state.history.between(user, after, next - 1).await {
-            Ok(Some(missing)) => {
-                metrics::counter!(GAP_FILLS).increment(missing.len() as u64);
-                for text in missing {
-                    self.write(Message::Text(text))
-                        .await
-                        .map_err(|_| End::Drop)?;
+        // A page at a time, like a replay. If history fails part way, the
+        // client sees the gap and resubscribes, as the contract asks.
+        let state = self.state.clone();
+        let mut pages = state.history.pages(user, after, next - 1);
+        loop {
+            match pages.next().await {
+                Ok(Some(page)) => {
+                    metrics::counter!(GAP_FILLS).increment(page.len() as u64);
+                    for text in page {
+                        self.write(Message::Text(text))
+                            .await
+                            .map_err(|_| End::Drop)?;
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(HistoryError::Gone) => {
+                    tracing::warn!(%user, after, next, "gap no longer in history");
+                    return Ok(());
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, %user, "could not fill a socket's gap");
+                    return Ok(());
                 }
             }
-            // The client sees the gap and resubscribes, as the contract asks.
-            Ok(None) => tracing::warn!(%user, after, next, "gap no longer in history"),
-            Err(err) => tracing::warn!(error = %err, %user, "could not fill a socket's gap"),
         }
-        Ok(())
     }
 
     async fn reply(&mut self, json: String) -> Result<(), End> {
@@ -358,6 +395,18 @@ impl Session {
             }
         })
         .await;
+    }
+}
+
+/// Whether an event (its JSON) was committed longer ago than a resume may
+/// reach back.
+fn too_old(event: &str) -> bool {
+    match shared::events::EventView::parse(event) {
+        Ok(view) => chrono::Utc::now().timestamp_millis() - view.timestamp > MAX_REPLAY_AGE_MS,
+        Err(err) => {
+            tracing::error!(error = %err, "BUG: unreadable event in history");
+            true
+        }
     }
 }
 
