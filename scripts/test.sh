@@ -7,7 +7,8 @@
 #
 # Order: cargo fmt --check, cargo clippy -D warnings (both skipped when
 # SKIP_LINT is set), deploy/check.sh (skipped when SKIP_DEPLOY_CHECK is set),
-# scripts/cluster-check.sh (skipped when SKIP_CLUSTER_CHECK is set), then
+# scripts/cluster-check.sh (skipped when SKIP_CLUSTER_CHECK is set),
+# scripts/chaos.sh (skipped when SKIP_CHAOS is set), then
 # cargo test --workspace --locked "$@".
 # Exports for the tests:
 #   TEST_DATABASE_URL  postgres://postgres@127.0.0.1:PORT/postgres (admin URL)
@@ -117,6 +118,14 @@ if [[ -z "${SKIP_CLUSTER_CHECK:-}" ]]; then
     echo "[test] scripts/cluster-check.sh (nginx, 2+2 nodes, Prometheus, rolling restart under traffic)" >&2
     if ! bash scripts/cluster-check.sh; then
         echo "[test] FAILED: cluster check" >&2
+        exit 1
+    fi
+fi
+
+if [[ -z "${SKIP_CHAOS:-}" ]]; then
+    echo "[test] scripts/chaos.sh (faults a-i against 2 api-nodes and 2 ws-nodes under traffic; rewrites FAULTS.md)" >&2
+    if ! bash scripts/chaos.sh; then
+        echo "[test] FAILED: chaos suite (logs in .local/chaos-failed/)" >&2
         exit 1
     fi
 fi
