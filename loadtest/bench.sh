@@ -98,8 +98,10 @@ profiled() { # NODE — the command prefix that runs NODE, under perf when asked
 # shellcheck disable=SC2046 # the prefix is words on purpose
 LISTEN_ADDR="127.0.0.1:$API_PORT" $(profiled api-node) "$BIN/api-node" >"$STATE/api-node.log" 2>&1 &
 PIDS+=($!)
+# ws_idle holds 190 sockets per user and ws_broadcast 10,000 of one user:
+# lift the per-user socket cap (100 by default) for this run.
 # shellcheck disable=SC2046
-WS_LISTEN_ADDR="127.0.0.1:$WS_PORT" $(profiled ws-node) "$BIN/ws-node" >"$STATE/ws-node.log" 2>&1 &
+WS_LISTEN_ADDR="127.0.0.1:$WS_PORT" WS_MAX_SOCKETS_PER_USER=1000000 $(profiled ws-node) "$BIN/ws-node" >"$STATE/ws-node.log" 2>&1 &
 WS_PID=$!
 PIDS+=("$WS_PID")
 "$BIN/floor" "127.0.0.1:$FLOOR_PORT" &

@@ -23,6 +23,7 @@ use crate::history::History;
 use crate::hub::Hub;
 use crate::protocol::close;
 use crate::state::NodeState;
+use crate::user_sockets::UserSockets;
 use crate::{broker, front};
 
 /// A node, bound and ready to serve.
@@ -78,6 +79,7 @@ impl Application {
 
         let listener = TcpListener::bind(config.listen_addr).await?;
         let state = Arc::new(NodeState {
+            user_sockets: UserSockets::new(config.max_sockets_per_user),
             config,
             hub,
             history,

@@ -26,6 +26,9 @@ pub struct Config {
     pub jwt: JwtKeys,
     /// `WS_MAX_CONNECTIONS`: open sockets per node.
     pub max_connections: usize,
+    /// `WS_MAX_SOCKETS_PER_USER`: open sockets of one user on this node;
+    /// past it the upgrade answers 429.
+    pub max_sockets_per_user: usize,
     /// `WS_QUEUE_LEN`: events queued per connection before it counts as too slow.
     pub queue_len: usize,
     /// `WS_MAX_MESSAGES_PER_SEC`: client messages per second before 1008.
@@ -53,6 +56,7 @@ impl Config {
             redis_namespace: string_or("REDIS_NAMESPACE", "tasks"),
             jwt: JwtKeys::from_env()?,
             max_connections: parsed_or("WS_MAX_CONNECTIONS", 100_000)?,
+            max_sockets_per_user: parsed_or("WS_MAX_SOCKETS_PER_USER", 100)?,
             queue_len: parsed_or("WS_QUEUE_LEN", 256)?,
             max_messages_per_sec: parsed_or("WS_MAX_MESSAGES_PER_SEC", 50)?,
             ping_interval: Duration::from_secs(parsed_or("WS_PING_INTERVAL_SECS", 25)?),

@@ -22,6 +22,10 @@ use crate::state::NodeState;
 
 type Resp = Response<Full<Bytes>>;
 
+/// `Retry-After` of a refusal at the per-user cap: a place frees only when
+/// one of the user's sockets closes, so an immediate retry is pointless.
+const RETRY_AFTER_SECS: &str = "10";
+
 /// Answers one HTTP request.
 pub async fn handle(state: Arc<NodeState>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path();
@@ -89,6 +93,20 @@ fn upgrade(state: Arc<NodeState>, mut req: Request<Incoming>) -> Resp {
             Some(&details),
         );
     };
+    // Taken before answering (see user_sockets); held by the socket's task.
+    let Some(slot) = state.user_sockets.take(claims.sub) else {
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            "too many open sockets for this user; close one first",
+            None,
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+        return response;
+    };
     if state.hub.open_connections() >= state.config.max_connections {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -132,6 +150,7 @@ fn upgrade(state: Arc<NodeState>, mut req: Request<Incoming>) -> Resp {
             }
             Err(err) => tracing::debug!(error = %err, "upgrade failed"),
         }
+        drop(slot);
     });
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -14,6 +14,7 @@
 //!   filling off the pump, and catch-up after a Redis reconnect.
 //! - [`history`]: past events from Redis or the PostgreSQL outbox.
 //! - [`metrics`]: metric names.
+//! - [`user_sockets`]: the per-user socket cap.
 //! - [`config`], [`state`]: settings and what every connection shares.
 //!
 //! Dependencies point one way: `fanout` → `broker`, `hub`, `history`;
@@ -30,3 +31,4 @@ pub mod metrics;
 pub mod protocol;
 pub mod session;
 pub mod state;
+pub mod user_sockets;

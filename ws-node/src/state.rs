@@ -10,6 +10,7 @@ use shared::revocation::Revocations;
 use crate::config::Config;
 use crate::history::History;
 use crate::hub::Hub;
+use crate::user_sockets::UserSockets;
 
 /// Shared by the HTTP front and every session.
 pub struct NodeState {
@@ -17,6 +18,8 @@ pub struct NodeState {
     pub config: Config,
     /// Connections by user.
     pub hub: Arc<Hub>,
+    /// Each user's sockets against `WS_MAX_SOCKETS_PER_USER`.
+    pub user_sockets: Arc<UserSockets>,
     /// Past events and latest seqs.
     pub history: History,
     /// Revoked token ids, kept current in the background.

@@ -136,3 +136,68 @@ async fn websocket_clients_on_both_ws_nodes_and_through_nginx_get_every_event() 
     }
     other.expect_silence(Duration::from_millis(300)).await;
 }
+
+/// Connects through nginx from `source` (a 127.0.0.x address); the client,
+/// or the refusal's status and JSON body.
+async fn connect_from(
+    lb: &Nginx,
+    source: [u8; 4],
+    token: &str,
+) -> Result<common::Client, (u16, serde_json::Value)> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let tcp = socket
+        .connect(([127, 0, 0, 1], lb.port).into())
+        .await
+        .unwrap();
+    let url = format!("ws://127.0.0.1:{}/ws/updates?token={token}", lb.port);
+    match tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp)).await
+    {
+        Ok((ws, _)) => Ok(common::Client { ws }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err((
+            response.status().as_u16(),
+            serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                .unwrap_or_default(),
+        )),
+        Err(other) => panic!("unexpected error {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn nginx_caps_websockets_per_client_address_with_the_contracts_429() {
+    let api = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    let ws = WsNode::start(&api).await;
+    // The deployment's limit, lowered so a test reaches it.
+    let directive = "limit_conn ws_per_client 1000;";
+    let lb = Nginx::start_with(&[api.port], &[ws.port], |conf| {
+        assert!(
+            conf.contains(directive),
+            "nginx.conf caps sockets per address"
+        );
+        conf.replace(directive, "limit_conn ws_per_client 3;")
+    })
+    .await;
+    let user = api.register().await;
+
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let client = connect_from(&lb, [127, 0, 0, 1], &user.token).await;
+        held.push(client.expect("under the cap"));
+    }
+    let Err((status, body)) = connect_from(&lb, [127, 0, 0, 1], &user.token).await else {
+        panic!("a fourth socket from one address was let through");
+    };
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        (&body["statusCode"], &body["code"]),
+        (&json!(429), &json!("RATE_LIMITED")),
+        "{body}"
+    );
+
+    // Another address is counted apart, and the held sockets work.
+    let mut elsewhere = connect_from(&lb, [127, 0, 0, 2], &user.token)
+        .await
+        .expect("another address has its own budget");
+    elsewhere.assert_alive().await;
+    held[0].assert_alive().await;
+}

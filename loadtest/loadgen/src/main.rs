@@ -16,6 +16,11 @@
 //! - `soak`: REST traffic and subscribers that resume after every close,
 //!   while something disruptive runs beside it (the rolling restart).
 //!
+//! A ws-node refuses a user's sockets past `WS_MAX_SOCKETS_PER_USER` (100
+//! by default) with 429: `broadcast`, and `idle` or `fanout` with more
+//! than 100 connections per user, need it raised on the node (as
+//! `loadtest/bench.sh` does).
+//!
 //! Only ever point it at 127.0.0.1: every loop is bounded in count and time.
 
 mod args;

@@ -42,6 +42,7 @@ pub fn ws_config(api: &TestApp) -> Config {
         redis_namespace: api.config.redis_namespace.clone(),
         jwt: api.config.jwt.clone(),
         max_connections: 10_000,
+        max_sockets_per_user: 100,
         queue_len: 64,
         max_messages_per_sec: 50,
         ping_interval: Duration::from_secs(25),

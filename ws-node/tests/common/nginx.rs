@@ -34,6 +34,16 @@ pub fn render(listen: &str, api_ports: &[u16], ws_ports: &[u16], runtime_dir: &s
 
 impl Nginx {
     pub async fn start(api_ports: &[u16], ws_ports: &[u16]) -> Self {
+        Self::start_with(api_ports, ws_ports, |conf| conf).await
+    }
+
+    /// Starts from the rendered config as `adjust` changes it (a test that
+    /// lowers a limit to reach it).
+    pub async fn start_with(
+        api_ports: &[u16],
+        ws_ports: &[u16],
+        adjust: impl FnOnce(String) -> String,
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -42,12 +52,12 @@ impl Nginx {
         let dir =
             std::env::temp_dir().join(format!("nginx-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let conf = render(
+        let conf = adjust(render(
             &format!("127.0.0.1:{port}"),
             api_ports,
             ws_ports,
             dir.to_str().unwrap(),
-        );
+        ));
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let bin = std::env::var("NGINX_BIN").unwrap_or_else(|_| "/usr/sbin/nginx".into());
