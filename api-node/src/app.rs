@@ -67,7 +67,7 @@ impl Application {
         ));
 
         let listener = TcpListener::bind(config.listen_addr).await?;
-        let passwords = Passwords::new(config.hash_concurrency);
+        let passwords = Passwords::new(config.hash_concurrency, config.hash_queue_len);
         let state = Arc::new(AppState {
             config,
             pool,

@@ -37,6 +37,9 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// `HASH_CONCURRENCY`: password hashes running at once (default: cores).
     pub hash_concurrency: usize,
+    /// `HASH_QUEUE_LEN`: hashes waiting for a slot; past it register and
+    /// login answer 503.
+    pub hash_queue_len: usize,
     /// `MAX_CONNECTIONS`: open client connections per node.
     pub max_connections: usize,
     /// `HEADER_READ_TIMEOUT_SECS`: a client must send its headers this fast.
@@ -91,6 +94,7 @@ impl Config {
             },
             trusted_proxies,
             hash_concurrency: parsed_or("HASH_CONCURRENCY", cores)?.max(1),
+            hash_queue_len: parsed_or("HASH_QUEUE_LEN", 64)?,
             max_connections: parsed_or("MAX_CONNECTIONS", 10_000)?,
             header_read_timeout: Duration::from_secs(parsed_or("HEADER_READ_TIMEOUT_SECS", 10)?),
             shutdown_grace: Duration::from_secs(parsed_or("SHUTDOWN_GRACE_SECS", 25)?),

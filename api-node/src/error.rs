@@ -43,6 +43,10 @@ pub enum ApiError {
     /// PostgreSQL cannot be reached.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Password hashing is saturated (its queue is full); retry after this
+    /// many seconds.
+    #[error("password hashing saturated")]
+    HashingSaturated(u64),
     /// Anything else.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -68,7 +72,9 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE")
             }
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            ApiError::Unavailable(_) | ApiError::HashingSaturated(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
@@ -89,7 +95,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => "request body is over 64 KiB".to_owned(),
             ApiError::UnsupportedMediaType => "Content-Type must be application/json".to_owned(),
             ApiError::RateLimited(secs) => format!("too many attempts; retry in {secs} s"),
-            ApiError::Unavailable(_) => "the service is temporarily unavailable".to_owned(),
+            ApiError::Unavailable(_) | ApiError::HashingSaturated(_) => {
+                "the service is temporarily unavailable".to_owned()
+            }
             ApiError::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -126,7 +134,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(allow) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::RateLimited(secs) => {
+            ApiError::RateLimited(secs) | ApiError::HashingSaturated(secs) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             ApiError::Unauthorized(_) => {

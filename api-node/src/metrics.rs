@@ -18,6 +18,8 @@ pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
 pub const DB_POOL_MAX: &str = "db_pool_max_connections";
 /// Password hashes running now.
 pub const HASHES_RUNNING: &str = "password_hashes_running";
+/// Hashes refused because the hash queue was full (answered 503).
+pub const HASHES_REFUSED: &str = "password_hashes_refused_total";
 
 /// Records the pool's state; called when metrics are scraped.
 pub fn record_pool(pool: &deadpool_postgres::Pool) {
@@ -31,7 +33,12 @@ pub fn record_pool(pool: &deadpool_postgres::Pool) {
 /// Registers every counter and gauge at zero, so dashboards and alerts see
 /// a series (at 0) from the start instead of none until the first event.
 pub fn register() {
-    for name in [EVENTS_PUBLISHED, EVENT_PUBLISH_FAILURES, EVENTS_RELAYED] {
+    for name in [
+        EVENTS_PUBLISHED,
+        EVENT_PUBLISH_FAILURES,
+        EVENTS_RELAYED,
+        HASHES_REFUSED,
+    ] {
         metrics::counter!(name).absolute(0);
     }
     metrics::counter!(CACHE_LOOKUPS, "result" => "hit").absolute(0);

@@ -40,7 +40,8 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         config.cache_ttl.as_millis() as u64,
     );
     let (publisher, _published) = Publisher::new(redis, keys, cache);
-    let passwords = Passwords::new(1);
+    // One at a time, so the queue never fills.
+    let passwords = Passwords::new(1, DEMO_USERS.len());
     for (email, name) in DEMO_USERS {
         let hash = passwords.hash(DEMO_PASSWORD.to_owned()).await?;
         let client = pool.get().await?;

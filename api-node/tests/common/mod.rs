@@ -124,6 +124,7 @@ pub fn test_config(db: &TestDb, namespace: &str) -> Config {
         },
         trusted_proxies: vec![],
         hash_concurrency: 2,
+        hash_queue_len: 64,
         max_connections: 1000,
         header_read_timeout: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(5),
