@@ -49,6 +49,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 ensure_packages nginx curl prometheus
+# Python's websockets: a client we did not write, for the compression test.
+if ! python3 -c 'import websockets' 2>/dev/null; then
+    echo "[test] installing the Python websockets package" >&2
+    python3 -m pip install -q websockets 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages websockets
+fi
 
 # Remove state left behind by earlier runs that were killed (their PID is gone).
 for d in "$REPO"/.local/test-*; do

@@ -41,6 +41,8 @@ pub struct Config {
     pub write_timeout: Duration,
     /// `SHUTDOWN_GRACE_SECS`: how long SIGTERM waits for sockets to close.
     pub shutdown_grace: Duration,
+    /// `WS_COMPRESSION`: agree permessage-deflate with clients that offer it.
+    pub compression: bool,
 }
 
 impl Config {
@@ -63,6 +65,7 @@ impl Config {
             idle_timeout: Duration::from_secs(parsed_or("WS_IDLE_TIMEOUT_SECS", 60)?),
             write_timeout: Duration::from_secs(parsed_or("WS_WRITE_TIMEOUT_SECS", 10)?),
             shutdown_grace: Duration::from_secs(parsed_or("SHUTDOWN_GRACE_SECS", 10)?),
+            compression: parsed_or("WS_COMPRESSION", true)?,
         })
     }
 }

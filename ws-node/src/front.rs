@@ -17,6 +17,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::deflate;
+use crate::inflating_stream::SocketIo;
 use crate::session;
 use crate::state::NodeState;
 
@@ -116,6 +118,7 @@ fn upgrade(state: Arc<NodeState>, mut req: Request<Incoming>) -> Resp {
         );
     }
     let accept = derive_accept_key(key.as_bytes());
+    let deflate = state.config.compression && deflate::offered(req.headers());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -125,24 +128,30 @@ fn upgrade(state: Arc<NodeState>, mut req: Request<Incoming>) -> Resp {
                     tracing::error!("BUG: the upgraded connection is not a TcpStream");
                     return;
                 };
-                let socket = parts.io.into_inner();
+                let tcp = parts.io.into_inner();
                 // Bytes the client sent after its request, if any. Dropped
                 // at once either way: this buffer is a view of hyper's 8 KiB
                 // read buffer, and keeping it for the socket's lifetime
                 // would keep that whole buffer.
                 let early = parts.read_buf;
-                let ws = if early.is_empty() {
+                let config = Some(socket_config());
+                let ws = if deflate {
+                    // They may be compressed: they go through the inflater.
+                    let socket = SocketIo::deflate(tcp, &early);
                     drop(early);
-                    WebSocketStream::from_raw_socket(socket, Role::Server, Some(socket_config()))
+                    WebSocketStream::from_raw_socket(socket, Role::Server, config).await
+                } else if early.is_empty() {
+                    drop(early);
+                    WebSocketStream::from_raw_socket(SocketIo::Plain(tcp), Role::Server, config)
                         .await
                 } else {
                     let read = early.to_vec();
                     drop(early);
                     WebSocketStream::from_partially_read(
-                        socket,
+                        SocketIo::Plain(tcp),
                         read,
                         Role::Server,
-                        Some(socket_config()),
+                        config,
                     )
                     .await
                 };
@@ -156,6 +165,12 @@ fn upgrade(state: Arc<NodeState>, mut req: Request<Incoming>) -> Resp {
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if deflate {
+        headers.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(deflate::AGREED),
+        );
+    }
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     headers.insert(
         header::SEC_WEBSOCKET_ACCEPT,

@@ -15,14 +15,16 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use shared::events::EventView;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
+use crate::deflate;
 use crate::metrics::{CHANNELS, CONNECTIONS, QUEUE_DROPS, SLOW_CLOSES, SUBSCRIBED};
 use crate::protocol::close;
 
@@ -36,20 +38,37 @@ pub struct Event {
     pub timestamp_ms: i64,
     /// The JSON text frame.
     pub text: Utf8Bytes,
+    /// The frame's payload deflated, made by the first socket that needs
+    /// it and shared by every other (permessage-deflate without context
+    /// takeover makes one compressed message valid for all).
+    deflated: OnceLock<Bytes>,
 }
 
 impl Event {
+    /// An event with these fields.
+    pub fn new(seq: i64, timestamp_ms: i64, text: Utf8Bytes) -> Self {
+        Self {
+            seq,
+            timestamp_ms,
+            text,
+            deflated: OnceLock::new(),
+        }
+    }
+
+    /// The text compressed once for every socket that agreed deflate;
+    /// `None` when it is too small to be worth it.
+    pub fn deflated(&self) -> Option<&Bytes> {
+        (self.text.len() >= deflate::MIN_COMPRESSED_LEN)
+            .then(|| self.deflated.get_or_init(|| deflate::compress(self.text.as_bytes())))
+    }
+
     /// Reads the seq and time of an event's JSON (one parse per event; the
     /// bytes are kept as they are for every recipient).
     pub fn from_text(text: Utf8Bytes) -> Option<Arc<Event>> {
         let view = EventView::parse(text.as_str())
             .map_err(|err| tracing::error!(error = %err, "BUG: unreadable event"))
             .ok()?;
-        Some(Arc::new(Event {
-            seq: view.seq,
-            timestamp_ms: view.timestamp,
-            text,
-        }))
+        Some(Arc::new(Event::new(view.seq, view.timestamp, text)))
     }
 }
 
@@ -403,11 +422,11 @@ mod tests {
     use super::*;
 
     fn event(seq: i64) -> Arc<Event> {
-        Arc::new(Event {
+        Arc::new(Event::new(
             seq,
-            timestamp_ms: 0,
-            text: Utf8Bytes::from(format!("{{\"seq\":{seq}}}")),
-        })
+            0,
+            Utf8Bytes::from(format!("{{\"seq\":{seq}}}")),
+        ))
     }
 
     fn hub(queue: usize) -> (Hub, mpsc::UnboundedReceiver<Interest>) {

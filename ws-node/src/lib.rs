@@ -6,6 +6,10 @@
 //! - [`front`]: the HTTP front: authenticated upgrade, health, metrics.
 //! - [`session`]: one connection's task: protocol, heartbeat, limits.
 //! - [`protocol`]: the messages of the contract and the close codes.
+//! - [`deflate`]: permessage-deflate: the offers we accept, compressing and
+//!   inflating one message.
+//! - [`inflating_stream`]: a socket's transport, inflating compressed client
+//!   messages under tungstenite.
 //! - [`hub`]: the registry of sockets, sharded by user; ordered, bounded
 //!   fan-out. Knows nothing of Redis or history.
 //! - [`broker`]: the Redis pump: follows the hub's interest, decodes each
@@ -23,9 +27,11 @@
 pub mod app;
 pub mod broker;
 pub mod config;
+pub mod deflate;
 pub mod fanout;
 pub mod front;
 pub mod history;
+pub mod inflating_stream;
 pub mod hub;
 pub mod metrics;
 pub mod protocol;

@@ -6,15 +6,16 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use shared::jwt::Claims;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::history::HistoryError;
 use crate::hub::{ConnRef, Control, Event};
+use crate::inflating_stream::SocketIo;
 use crate::metrics::{CLOSES, FANOUT_LATENCY, GAP_FILLS, MESSAGES_IN, MESSAGES_OUT};
 use crate::protocol::{self, close, ClientMessage};
 use crate::state::NodeState;
@@ -30,7 +31,7 @@ const MAX_REPLAY_AGE_MS: i64 = 24 * 3600 * 1000;
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// The socket type every session runs on.
-pub type Socket = WebSocketStream<TcpStream>;
+pub type Socket = WebSocketStream<SocketIo>;
 
 /// Why the loop ended.
 enum End {
@@ -306,9 +307,16 @@ impl Session {
             Box::pin(self.fill_gap(event.seq)).await?;
         }
         self.last_seq = event.seq;
-        self.write(Message::Text(event.text.clone()))
-            .await
-            .map_err(|_| End::Drop)?;
+        let message = match event.deflated() {
+            Some(deflated) if self.ws.get_ref().is_deflate() => {
+                // The event's one compressed copy, with RSV1 set.
+                let mut frame = Frame::message(deflated.clone(), OpCode::Data(Data::Text), true);
+                frame.header_mut().rsv1 = true;
+                Message::Frame(frame)
+            }
+            _ => Message::Text(event.text.clone()),
+        };
+        self.write(message).await.map_err(|_| End::Drop)?;
         let lag_ms = chrono::Utc::now().timestamp_millis() - event.timestamp_ms;
         metrics::histogram!(FANOUT_LATENCY).record(lag_ms.max(0) as f64 / 1000.0);
         Ok(())

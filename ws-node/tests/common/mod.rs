@@ -49,6 +49,7 @@ pub fn ws_config(api: &TestApp) -> Config {
         idle_timeout: Duration::from_secs(60),
         write_timeout: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(5),
+        compression: true,
     }
 }
 
