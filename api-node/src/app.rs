@@ -56,13 +56,17 @@ impl Application {
         );
         tokio::spawn(publisher::run_marker(pool.clone(), published));
         tokio::spawn(publisher.clone().run_retries());
-        let max_login_window = config.email_limit.window.max(config.client_limit.window);
+        let limit_window = config
+            .email_limit
+            .window
+            .max(config.client_limit.window)
+            .max(config.register_limit.window);
         tokio::spawn(relay::run(
             pool.clone(),
             publisher.clone(),
             config.relay_interval,
             config.relay_grace,
-            max_login_window,
+            limit_window,
             stopped,
         ));
 

@@ -1,11 +1,13 @@
 //! The api-node's settings, read once at start-up. `.env.example` lists
 //! every one with its default.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use shared::jwt::JwtKeys;
 use shared::settings::{parsed_or, required, string_or};
+
+use crate::client_addr::IpRange;
 
 /// Everything the node is configured with.
 #[derive(Debug, Clone)]
@@ -32,9 +34,12 @@ pub struct Config {
     pub email_limit: LoginLimit,
     /// `LOGIN_MAX_FAILURES_PER_CLIENT` within `LOGIN_CLIENT_WINDOW_SECS`.
     pub client_limit: LoginLimit,
-    /// `TRUSTED_PROXIES`: comma-separated peer addresses whose
-    /// `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// `REGISTER_MAX_PER_CLIENT` registrations within
+    /// `REGISTER_CLIENT_WINDOW_SECS` per client address.
+    pub register_limit: LoginLimit,
+    /// `TRUSTED_PROXIES`: comma-separated peer addresses and CIDR ranges
+    /// whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpRange>,
     /// `HASH_CONCURRENCY`: password hashes running at once (default: cores).
     pub hash_concurrency: usize,
     /// `HASH_QUEUE_LEN`: hashes waiting for a slot; past it register and
@@ -52,10 +57,11 @@ pub struct Config {
     pub relay_grace: Duration,
 }
 
-/// "More than `max_failures` failures within `window`" is refused.
+/// "More than `max_failures` failures within `window`" is refused. The
+/// registration limit uses it too: there every attempt counts.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimit {
-    /// Failures allowed in the window.
+    /// Failures (registrations) allowed in the window.
     pub max_failures: i64,
     /// The sliding window.
     pub window: Duration,
@@ -71,7 +77,7 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse()
-                    .map_err(|_| anyhow::anyhow!("TRUSTED_PROXIES: {s:?} is not an IP address"))
+                    .map_err(|err| anyhow::anyhow!("TRUSTED_PROXIES: {err}"))
             })
             .collect::<anyhow::Result<_>>()?;
         Ok(Self {
@@ -91,6 +97,10 @@ impl Config {
             client_limit: LoginLimit {
                 max_failures: parsed_or("LOGIN_MAX_FAILURES_PER_CLIENT", 100)?,
                 window: Duration::from_secs(parsed_or("LOGIN_CLIENT_WINDOW_SECS", 60)?),
+            },
+            register_limit: LoginLimit {
+                max_failures: parsed_or("REGISTER_MAX_PER_CLIENT", 20)?,
+                window: Duration::from_secs(parsed_or("REGISTER_CLIENT_WINDOW_SECS", 3600)?),
             },
             trusted_proxies,
             hash_concurrency: parsed_or("HASH_CONCURRENCY", cores)?.max(1),

@@ -2,15 +2,15 @@
 //! it to Redis (a node died between commit and publish, or Redis was down).
 //! Every api-node runs one; `FOR UPDATE SKIP LOCKED` lets them share the
 //! work, and a duplicate publish is harmless (receivers drop seen seqs).
-//! It also prunes old outbox rows, login failures and the revocations of
-//! tokens that have expired anyway.
+//! It also prunes old outbox rows, login failures, registration attempts
+//! and the revocations of tokens that have expired anyway.
 
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use tokio::sync::watch;
 
-use crate::db::{login_failures, task_events};
+use crate::db::{login_failures, register_attempts, task_events};
 use crate::error::ApiError;
 use crate::publisher::Publisher;
 
@@ -30,7 +30,7 @@ pub async fn run(
     publisher: Publisher,
     interval: Duration,
     grace: Duration,
-    max_login_window: Duration,
+    limit_window: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -52,7 +52,7 @@ pub async fn run(
         }
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = Instant::now();
-            if let Err(err) = prune(&pool, max_login_window).await {
+            if let Err(err) = prune(&pool, limit_window).await {
                 tracing::debug!(error = %err, "pruning failed");
             }
         }
@@ -84,10 +84,11 @@ pub async fn relay_once(
 
 /// Housekeeping: deletes what no guarantee needs any more; [`run`] calls
 /// it every [`PRUNE_EVERY`].
-pub async fn prune(pool: &Pool, max_login_window: Duration) -> Result<(), ApiError> {
+pub async fn prune(pool: &Pool, limit_window: Duration) -> Result<(), ApiError> {
     let client = pool.get().await?;
     task_events::prune(&client, KEEP_EVENTS).await?;
-    login_failures::prune(&client, max_login_window.as_secs_f64()).await?;
+    login_failures::prune(&client, limit_window.as_secs_f64()).await?;
+    register_attempts::prune(&client, limit_window.as_secs_f64()).await?;
     shared::revocation::prune(&client, KEEP_REVOKED_PAST_EXPIRY).await?;
     Ok(())
 }

@@ -55,6 +55,7 @@ async fn a_storm_of_logins_and_registrations_grows_memory_by_at_most_one_buffer_
         c.db_timeout = Duration::from_secs(30);
         c.email_limit = generous(1_000_000, 900);
         c.client_limit = generous(1_000_000, 60);
+        c.register_limit = generous(1_000_000, 3600);
     })
     .await;
     // Warm up everything but hashing, at the storm's concurrency: client

@@ -296,8 +296,17 @@ fn error_responses_carry_their_headers() {
     let responses = &doc["components"]["responses"];
     assert!(responses["MethodNotAllowed"]["headers"]["Allow"].is_object());
     assert!(responses["RateLimited"]["headers"]["Retry-After"].is_object());
-    let login = &doc["paths"]["/api/auth/login"]["post"]["responses"];
-    assert!(resolve(&doc, &login["429"])["headers"]["Retry-After"].is_object());
+    // Register and login: rate-limited (429), and refused while password
+    // hashing is saturated (503); both say when to retry.
+    for path in ["/api/auth/login", "/api/auth/register"] {
+        let responses = &doc["paths"][path]["post"]["responses"];
+        for status in ["429", "503"] {
+            assert!(
+                resolve(&doc, &responses[status])["headers"]["Retry-After"].is_object(),
+                "{path} {status} has no Retry-After"
+            );
+        }
+    }
     let created = &doc["paths"]["/api/tasks"]["post"]["responses"]["201"];
     assert!(created["headers"]["Location"].is_object());
     assert!(created["headers"]["ETag"].is_object());

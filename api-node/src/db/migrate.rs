@@ -11,6 +11,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../sql/migrations/0001_schema.sql"),
     ),
     (
+        "0002_register_attempts",
+        include_str!("../../../sql/migrations/0002_register_attempts.sql"),
+    ),
+    (
         "0003_revoked_tokens_expiry",
         include_str!("../../../sql/migrations/0003_revoked_tokens_expiry.sql"),
     ),

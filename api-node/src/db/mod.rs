@@ -2,6 +2,7 @@
 
 pub mod login_failures;
 pub mod migrate;
+pub mod register_attempts;
 pub mod task_events;
 pub mod tasks;
 pub mod users;

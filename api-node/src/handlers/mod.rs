@@ -31,7 +31,7 @@ pub async fn dispatch(
     }
     let method = req.method().clone();
     match (route, method) {
-        (Route::Register, _) => auth::register(state, req).await,
+        (Route::Register, _) => auth::register(state, req, peer).await,
         (Route::Login, _) => auth::login(state, req, peer).await,
         (Route::Logout, _) => auth::logout(state, req).await,
         (Route::Profile, Method::GET) => profile::get(state, req).await,

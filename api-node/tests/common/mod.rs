@@ -122,6 +122,10 @@ pub fn test_config(db: &TestDb, namespace: &str) -> Config {
             max_failures: 100,
             window: Duration::from_secs(60),
         },
+        register_limit: LoginLimit {
+            max_failures: 20,
+            window: Duration::from_secs(3600),
+        },
         trusted_proxies: vec![],
         hash_concurrency: 2,
         hash_queue_len: 64,
