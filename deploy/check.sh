@@ -354,6 +354,19 @@ for path in routed:
     if path in ("/", "/metrics", "/healthz", "/readyz"):
         errors.append(f"Ingress: {path} must not be routed")
 
+# The per-address limits key on the real client, never on the ingress
+# controller: its pods (anywhere in the pod network) are trusted proxies.
+import ipaddress
+cfg = ((configmaps.get("tasks-config") or (None, {}))[1].get("data") or {})
+ranges = [r.strip() for r in str(cfg.get("TRUSTED_PROXIES") or "").split(",") if r.strip()]
+if not ranges:
+    errors.append("ConfigMap tasks-config: TRUSTED_PROXIES is empty (the ingress would be the client)")
+for r in ranges:
+    try:
+        ipaddress.ip_network(r)
+    except ValueError:
+        errors.append(f"ConfigMap tasks-config: TRUSTED_PROXIES entry {r!r} is not an address or CIDR range")
+
 for e in errors:
     print(e)
 if errors:
@@ -427,10 +440,13 @@ for var in ("API_SERVERS", "WS_SERVERS"):
             errors.append(f"nginx {var}: {host} is not a service")
 if not env.get("API_SERVERS") or not env.get("WS_SERVERS"):
     errors.append("nginx: API_SERVERS / WS_SERVERS not set")
-# TRUSTED_PROXIES (plain IPs) must be nginx's fixed address.
+# TRUSTED_PROXIES must be exactly nginx's fixed address, on every api-node:
+# then the per-address limits key on the real client, never on nginx.
 nginx_ip = (((services.get("nginx", {}).get("networks") or {}).get("default") or {}).get("ipv4_address"))
 for name, s in services.items():
     tp = (s.get("environment") or {}).get("TRUSTED_PROXIES") if isinstance(s.get("environment"), dict) else None
+    if tp is None and name.startswith("api-node"):
+        errors.append(f"{name}: TRUSTED_PROXIES is not set (nginx would be the client)")
     if tp is not None and tp != nginx_ip:
         errors.append(f"{name}: TRUSTED_PROXIES {tp!r} is not nginx's address {nginx_ip!r}")
 for e in errors:
