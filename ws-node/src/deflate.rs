@@ -13,7 +13,8 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 use http::HeaderMap;
 
 /// The `Sec-WebSocket-Extensions` value of our answer.
-pub const AGREED: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+pub const AGREED: &str =
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
 /// Messages shorter than this go uncompressed (RSV1 clear), as the RFC
 /// allows: the deflate framing would cost more than it saves.
@@ -160,26 +161,36 @@ mod tests {
     #[test]
     fn what_browsers_and_libraries_offer_is_accepted() {
         // Chromium, Firefox, Python websockets.
-        assert!(offered(&offers(&["permessage-deflate; client_max_window_bits"])));
+        assert!(offered(&offers(&[
+            "permessage-deflate; client_max_window_bits"
+        ])));
         assert!(offered(&offers(&["permessage-deflate"])));
         assert!(offered(&offers(&[
             "permessage-deflate; server_max_window_bits=12, permessage-deflate; client_max_window_bits=12"
         ])));
-        assert!(offered(&offers(&["x-webkit-deflate-frame", "permessage-deflate"])));
+        assert!(offered(&offers(&[
+            "x-webkit-deflate-frame",
+            "permessage-deflate"
+        ])));
     }
 
     #[test]
     fn offers_we_cannot_honour_are_declined() {
         assert!(!offered(&offers(&[])));
         assert!(!offered(&offers(&["x-webkit-deflate-frame"])));
-        assert!(!offered(&offers(&["permessage-deflate; server_max_window_bits=10"])));
+        assert!(!offered(&offers(&[
+            "permessage-deflate; server_max_window_bits=10"
+        ])));
         assert!(!offered(&offers(&["permessage-deflate; unknown_param"])));
-        assert!(!offered(&offers(&["permessage-deflate; client_max_window_bits=99"])));
+        assert!(!offered(&offers(&[
+            "permessage-deflate; client_max_window_bits=99"
+        ])));
     }
 
     #[test]
     fn a_message_round_trips() {
-        let message = br#"{"type":"TASK_CREATED","seq":1,"task":{"title":"aaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}"#;
+        let message =
+            br#"{"type":"TASK_CREATED","seq":1,"task":{"title":"aaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}"#;
         let compressed = compress(message);
         assert!(!compressed.ends_with(&TAIL));
         assert!(compressed.len() < message.len());

@@ -58,8 +58,10 @@ impl Event {
     /// The text compressed once for every socket that agreed deflate;
     /// `None` when it is too small to be worth it.
     pub fn deflated(&self) -> Option<&Bytes> {
-        (self.text.len() >= deflate::MIN_COMPRESSED_LEN)
-            .then(|| self.deflated.get_or_init(|| deflate::compress(self.text.as_bytes())))
+        (self.text.len() >= deflate::MIN_COMPRESSED_LEN).then(|| {
+            self.deflated
+                .get_or_init(|| deflate::compress(self.text.as_bytes()))
+        })
     }
 
     /// Reads the seq and time of an event's JSON (one parse per event; the

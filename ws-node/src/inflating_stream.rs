@@ -344,11 +344,7 @@ mod tests {
         let compressed = deflate::compress(message);
         let (a, b) = compressed.split_at(compressed.len() / 2);
         let ping = frame(true, false, 9, b"");
-        let out = fed(&[
-            &frame(false, true, 1, a),
-            &ping,
-            &frame(true, false, 0, b),
-        ]);
+        let out = fed(&[&frame(false, true, 1, a), &ping, &frame(true, false, 0, b)]);
         let mut expected = ping;
         expected.extend_from_slice(&[0x81, 0x80 | message.len() as u8, 0, 0, 0, 0]);
         expected.extend_from_slice(message);

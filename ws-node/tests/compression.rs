@@ -46,13 +46,11 @@ impl RawClient {
         }
         let head = String::from_utf8(head).unwrap();
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        let extensions = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("sec-websocket-extensions")
-                    .then(|| value.trim().to_owned())
-            });
+        let extensions = head.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-extensions")
+                .then(|| value.trim().to_owned())
+        });
         Self { tcp, extensions }
     }
 
@@ -180,7 +178,10 @@ async fn offered_deflate_is_agreed_and_events_arrive_compressed() {
     assert_eq!(subscribed["type"], "SUBSCRIBED");
 
     let task = api
-        .create_task(&user, json!({ "title": "compressed on the wire", "description": "d".repeat(300) }))
+        .create_task(
+            &user,
+            json!({ "title": "compressed on the wire", "description": "d".repeat(300) }),
+        )
         .await;
     let (event, compressed) = client.next_json().await;
     assert!(compressed, "an event arrives with RSV1 set");
@@ -211,8 +212,11 @@ async fn without_an_offer_or_with_compression_off_frames_are_plain() {
             .await;
         assert_eq!(client.next_json().await.0["type"], "SUBSCRIBED");
     }
-    api.create_task(&user, json!({ "title": "plain", "description": "d".repeat(300) }))
-        .await;
+    api.create_task(
+        &user,
+        json!({ "title": "plain", "description": "d".repeat(300) }),
+    )
+    .await;
     for client in [&mut plain, &mut declined] {
         let (event, compressed) = client.next_json().await;
         assert!(!compressed);
@@ -243,6 +247,7 @@ async fn a_deflate_bomb_is_closed_with_1009_and_harms_no_one_else() {
     assert_eq!(attacker.close_code().await, Some(1009));
 
     bystander.assert_alive().await;
-    api.create_task(&user, json!({ "title": "still flowing" })).await;
+    api.create_task(&user, json!({ "title": "still flowing" }))
+        .await;
     assert_eq!(bystander.expect("TASK_CREATED").await["seq"], 1);
 }

@@ -52,7 +52,10 @@ async fn python_websockets_negotiates_deflate_and_reads_events() {
     assert!(agreed.starts_with("permessage-deflate"), "{handshake}");
     assert_eq!(next(&mut lines).await["type"], "SUBSCRIBED");
     let task = api
-        .create_task(&user, json!({ "title": "to Python", "description": "x".repeat(500) }))
+        .create_task(
+            &user,
+            json!({ "title": "to Python", "description": "x".repeat(500) }),
+        )
         .await;
     let event = next(&mut lines).await;
     assert_eq!(event["type"], "TASK_CREATED");
