@@ -88,7 +88,7 @@ async fn a_token_signed_with_another_secret_is_401() {
     let app = TestApp::spawn().await;
     let user = app.register().await;
     let other = JwtKeys::new(
-        &Secret::new("another-secret-another-secret-another".into()),
+        &Secret::new("5b0d8e2f7a1c4963b8e0d2f6a4c1e7b9".into()),
         "HS256",
         3600,
     )

@@ -33,7 +33,8 @@ pub enum TokenError {
     Invalid,
 }
 
-/// JWT settings: `JWT_SECRET` (required, at least 32 bytes),
+/// JWT settings: `JWT_SECRET` (required, at least 32 bytes, neither a
+/// shipped placeholder nor guessable: see [`crate::weak_secret`]),
 /// `JWT_ALGORITHM` (`HS256` default, `HS384`, `HS512`), `JWT_TTL_SECS`
 /// (3600 default).
 #[derive(Clone)]
@@ -65,9 +66,7 @@ impl JwtKeys {
 
     /// Keys for `secret`, pinned to `algorithm` (an HMAC one).
     pub fn new(secret: &Secret, algorithm: &str, ttl_secs: i64) -> anyhow::Result<Self> {
-        if secret.expose().len() < 32 {
-            anyhow::bail!("JWT_SECRET must be at least 32 bytes");
-        }
+        crate::weak_secret::check("JWT_SECRET", secret.expose())?;
         if ttl_secs <= 0 {
             anyhow::bail!("JWT_TTL_SECS must be positive");
         }
@@ -129,8 +128,11 @@ impl JwtKeys {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "3c9d1e7a5b2f8064a1d9c3e7b5f20486";
+    const OTHER_SECRET: &str = "e0b8a46f2c1d9357b6a0f4e8c2d1b973";
+
     fn keys(alg: &str) -> JwtKeys {
-        JwtKeys::new(&Secret::new("x".repeat(32)), alg, 3600).unwrap()
+        JwtKeys::new(&Secret::new(SECRET.into()), alg, 3600).unwrap()
     }
 
     #[test]
@@ -168,7 +170,7 @@ mod tests {
     #[test]
     fn refuses_wrong_secret_tampering_and_expiry() {
         let keys = keys("HS256");
-        let other = JwtKeys::new(&Secret::new("y".repeat(32)), "HS256", 3600).unwrap();
+        let other = JwtKeys::new(&Secret::new(OTHER_SECRET.into()), "HS256", 3600).unwrap();
         let (token, mut claims) = other.issue(Uuid::new_v4());
         assert!(matches!(keys.verify(&token), Err(TokenError::Invalid)));
         assert!(matches!(
@@ -182,9 +184,13 @@ mod tests {
     }
 
     #[test]
-    fn refuses_short_secrets_and_unknown_algorithms() {
+    fn refuses_weak_secrets_and_unknown_algorithms() {
         assert!(JwtKeys::new(&Secret::new("short".into()), "HS256", 60).is_err());
-        assert!(JwtKeys::new(&Secret::new("x".repeat(32)), "none", 60).is_err());
-        assert!(JwtKeys::new(&Secret::new("x".repeat(32)), "RS256", 60).is_err());
+        assert!(JwtKeys::new(&Secret::new("x".repeat(32)), "HS256", 60).is_err());
+        for placeholder in crate::weak_secret::KNOWN_PLACEHOLDERS {
+            assert!(JwtKeys::new(&Secret::new((*placeholder).into()), "HS256", 60).is_err());
+        }
+        assert!(JwtKeys::new(&Secret::new(SECRET.into()), "none", 60).is_err());
+        assert!(JwtKeys::new(&Secret::new(SECRET.into()), "RS256", 60).is_err());
     }
 }

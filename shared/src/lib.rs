@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`settings`]: reading settings from the environment, and [`settings::Secret`].
 //! - [`jwt`]: issuing and verifying access tokens with a pinned algorithm.
+//! - [`weak_secret`]: refusing placeholder and guessable secrets at start-up.
 //! - [`postgres`]: the PostgreSQL pool, bounded waits, lazy connections.
 //! - [`prometheus`]: the process-wide Prometheus recorder.
 //! - [`revocation`]: the in-memory set of revoked token ids, fed by Redis and PostgreSQL.
@@ -27,3 +28,4 @@ pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;
+pub mod weak_secret;

@@ -100,7 +100,9 @@ fn replace_db(url: &str, db: &str) -> String {
     format!("{base}/{db}")
 }
 
-pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!!";
+/// Random, as every deployment's must be (placeholders and guessable
+/// secrets are refused at start-up).
+pub const JWT_SECRET: &str = "9c4e1f7a2d8b6053e7a1c9f4b2d6e8a0";
 
 /// The settings a test node starts from.
 pub fn test_config(db: &TestDb, namespace: &str) -> Config {
