@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::cache::TaskCache;
 use crate::config::Config;
+use crate::domain::list_query::CursorKey;
 use crate::passwords::Passwords;
 use crate::publisher::{self, Publisher};
 use crate::state::AppState;
@@ -72,6 +73,7 @@ impl Application {
 
         let listener = TcpListener::bind(config.listen_addr).await?;
         let passwords = Passwords::new(config.hash_concurrency, config.hash_queue_len);
+        let cursor_key = CursorKey::new(config.jwt.derive_key(CursorKey::PURPOSE));
         let state = Arc::new(AppState {
             config,
             pool,
@@ -82,6 +84,7 @@ impl Application {
             cache,
             publisher,
             metrics,
+            cursor_key,
             draining: AtomicBool::new(false),
         });
         Ok(Self {

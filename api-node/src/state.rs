@@ -10,6 +10,7 @@ use shared::revocation::Revocations;
 
 use crate::cache::TaskCache;
 use crate::config::Config;
+use crate::domain::list_query::CursorKey;
 use crate::passwords::Passwords;
 use crate::publisher::Publisher;
 use shared::redis_conn::RedisConn;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub publisher: Publisher,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Signs list cursors (derived from the JWT secret).
+    pub cursor_key: CursorKey,
     /// Set once shutdown began: responses then close their connection.
     pub draining: AtomicBool,
 }

@@ -48,7 +48,12 @@ pub async fn json_object(req: Request<Incoming>) -> Result<Map<String, Value>, A
     if !content_type_is_json(&parts.headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    match serde_json::from_slice::<Value>(&bytes) {
+    parse_object(&bytes)
+}
+
+/// A body's bytes as a JSON object (anything else is `INVALID_JSON`).
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::InvalidJson("request body must be a JSON object")),
         Err(_) => Err(ApiError::InvalidJson("request body is not valid JSON")),
@@ -176,6 +181,31 @@ mod tests {
             Precondition::Version(4)
         );
         assert!(if_match(&headers("\"abc\"")).is_err());
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes at all: the object they encode, or `INVALID_JSON`.
+        #[test]
+        fn any_bytes_are_an_object_or_invalid_json(
+            bytes in prop_oneof![
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+                "(?s)\\{.{0,40}\\}".prop_map(String::into_bytes),
+                "[\\[\\]{}\"a-z0-9:,. \\\\]{0,40}".prop_map(String::into_bytes),
+            ]
+        ) {
+            match parse_object(&bytes) {
+                Ok(map) => prop_assert_eq!(
+                    serde_json::from_slice::<Value>(&bytes).ok(),
+                    Some(Value::Object(map))
+                ),
+                Err(ApiError::InvalidJson(_)) => prop_assert!(
+                    !matches!(serde_json::from_slice::<Value>(&bytes), Ok(Value::Object(_)))
+                ),
+                Err(other) => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
     }
 
     #[test]

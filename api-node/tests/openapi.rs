@@ -311,3 +311,50 @@ fn error_responses_carry_their_headers() {
     assert!(created["headers"]["Location"].is_object());
     assert!(created["headers"]["ETag"].is_object());
 }
+
+#[test]
+fn request_strings_refuse_control_characters_and_the_cursor_is_opaque() {
+    // The ranges each field's pattern must exclude (whatever else it says).
+    const C0: &[&str] = &["\\u0000-\\u001F"];
+    const C0_BUT_TAB_AND_NEWLINE: &[&str] = &["\\u0000-\\u0008", "\\u000B-\\u001F"];
+    const C1: &str = "\\u007F-\\u009F";
+    let doc = document();
+    for (body, fields) in [
+        ("RegisterRequest", &["email", "password", "name"][..]),
+        ("LoginRequest", &["email", "password"][..]),
+        ("ProfileUpdate", &["email", "name"][..]),
+        ("TaskCreate", &["title", "description"][..]),
+        ("TaskUpdate", &["title", "description"][..]),
+    ] {
+        for field in fields {
+            let pattern = schema(&doc, body)["properties"][field]["pattern"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{body}.{field} has no pattern"));
+            let c0 = if *field == "description" {
+                C0_BUT_TAB_AND_NEWLINE
+            } else {
+                C0
+            };
+            for range in c0.iter().chain([&C1]) {
+                assert!(
+                    pattern.contains(range),
+                    "{body}.{field}: {pattern} does not exclude {range}"
+                );
+            }
+        }
+    }
+    let login = &schema(&doc, "LoginRequest")["properties"];
+    assert_eq!(login["email"]["maxLength"], 254);
+    assert_eq!(login["password"]["maxLength"], 128);
+
+    let cursor = doc["paths"]["/api/tasks"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cursor")
+        .expect("a cursor parameter");
+    assert!(cursor["description"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("Opaque")));
+    assert_eq!(cursor["schema"]["maxLength"], 512);
+}

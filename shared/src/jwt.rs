@@ -3,8 +3,10 @@
 //! is refused, and expiry has no leeway: the contract says expired is 401.
 
 use chrono::Utc;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::settings::{self, Secret};
@@ -44,6 +46,8 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: i64,
+    /// Kept to derive the keys of other purposes ([`JwtKeys::derive_key`]).
+    secret: Secret,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -86,7 +90,19 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(bytes),
             validation,
             ttl_secs,
+            secret: secret.clone(),
         })
+    }
+
+    /// A 32-byte key for `purpose`, derived from the secret (HMAC-SHA256 of
+    /// the purpose under it): one secret to manage, and neither the secret
+    /// nor another purpose's key can be worked out from a derived key.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.expose().as_bytes())
+            .expect("BUG: HMAC takes keys of any length");
+        mac.update(b"tasks key derivation v1: ");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// A fresh token for `user_id`, with its claims.
@@ -192,5 +208,14 @@ mod tests {
         }
         assert!(JwtKeys::new(&Secret::new(SECRET.into()), "none", 60).is_err());
         assert!(JwtKeys::new(&Secret::new(SECRET.into()), "RS256", 60).is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_secret() {
+        let keys = keys("HS256");
+        let other = JwtKeys::new(&Secret::new(OTHER_SECRET.into()), "HS256", 60).unwrap();
+        assert_eq!(keys.derive_key("a"), keys.derive_key("a"));
+        assert_ne!(keys.derive_key("a"), keys.derive_key("b"));
+        assert_ne!(keys.derive_key("a"), other.derive_key("a"));
     }
 }

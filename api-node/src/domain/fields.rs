@@ -92,3 +92,15 @@ impl Fields {
 pub fn chars(s: &str) -> usize {
     s.chars().count()
 }
+
+/// The rule for every string field but `description`.
+pub const NO_CONTROL_RULE: &str = "must not contain control characters";
+
+/// Whether `s` holds a control character (Unicode category Cc: U+0000 to
+/// U+001F and U+007F to U+009F) other than the ones in `allowed`.
+/// PostgreSQL refuses NUL in text, and no field has a use for the others.
+/// Fields stored trimmed are checked once trimmed: tab, newline and the
+/// other white-space controls around a value go the way of spaces.
+pub fn has_control(s: &str, allowed: &[char]) -> bool {
+    s.chars().any(|c| c.is_control() && !allowed.contains(&c))
+}

@@ -3,5 +3,7 @@
 
 pub mod fields;
 pub mod list_query;
+#[cfg(test)]
+mod strategies;
 pub mod task_input;
 pub mod user_input;

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::fields::{chars, Fields};
+use super::fields::{chars, has_control, Fields, NO_CONTROL_RULE};
 use crate::error::ApiError;
 use crate::models::TaskStatus;
 
@@ -11,9 +11,13 @@ use crate::models::TaskStatus;
 pub struct TaskTitle(String);
 
 impl TaskTitle {
-    /// Trims and checks a title.
+    /// Trims and checks a title. Control characters that are white space
+    /// (tab, newline, ...) are trimmed like spaces; inside they are refused.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let title = raw.trim();
+        if has_control(title, &[]) {
+            return Err(NO_CONTROL_RULE);
+        }
         if (1..=200).contains(&chars(title)) {
             Ok(Self(title.to_owned()))
         } else {
@@ -61,11 +65,18 @@ impl Priority {
 }
 
 const DESCRIPTION_RULE: &str = "must be a string of at most 10000 characters, or null";
+const DESCRIPTION_CONTROL_RULE: &str =
+    "must not contain control characters other than tab and newline";
 
-/// `description`: `Some(None)` is an explicit null.
+/// `description`: `Some(None)` is an explicit null. Free text, so tab and
+/// newline are the control characters it may hold.
 fn take_description(f: &mut Fields) -> Option<Option<String>> {
     match f.take("description")? {
         Value::Null => Some(None),
+        Value::String(s) if has_control(&s, &['\t', '\n']) => {
+            f.error("description", DESCRIPTION_CONTROL_RULE);
+            None
+        }
         Value::String(s) if chars(&s) <= 10_000 => Some(Some(s)),
         _ => {
             f.error("description", DESCRIPTION_RULE);
@@ -160,6 +171,8 @@ impl TaskPatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::strategies::{body, invalid_fields};
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -220,5 +233,92 @@ mod tests {
             fields_of(TaskPatch::parse(Map::new()).unwrap_err()),
             ["body"]
         );
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_tab_and_newline_in_a_description() {
+        for c in ['\0', '\u{1}', '\t', '\n', '\r', '\u{7f}', '\u{9f}'] {
+            assert_eq!(TaskTitle::parse(&format!("a{c}b")), Err(NO_CONTROL_RULE));
+        }
+        // White-space controls around a title are trimmed like spaces; NUL
+        // is not white space.
+        assert_eq!(TaskTitle::parse("\t x \r\n").unwrap().as_str(), "x");
+        assert_eq!(TaskTitle::parse("x\0"), Err(NO_CONTROL_RULE));
+        let kept = "one\n\ttwo\n";
+        let task = NewTask::parse(obj(json!({"title": "t", "description": kept}))).unwrap();
+        assert_eq!(task.description.as_deref(), Some(kept));
+        for c in ['\0', '\r', '\u{1b}', '\u{85}'] {
+            let err = NewTask::parse(obj(json!({"title": "t", "description": format!("a{c}")})))
+                .unwrap_err();
+            assert_eq!(fields_of(err), ["description"]);
+        }
+    }
+
+    /// What every accepted task field must satisfy.
+    fn assert_valid_title(title: &TaskTitle) -> Result<(), TestCaseError> {
+        let t = title.as_str();
+        prop_assert!((1..=200).contains(&chars(t)));
+        prop_assert_eq!(t, t.trim());
+        prop_assert!(!has_control(t, &[]));
+        Ok(())
+    }
+
+    fn assert_valid_description(d: &str) -> Result<(), TestCaseError> {
+        prop_assert!(chars(d) <= 10_000);
+        prop_assert!(!has_control(d, &['\t', '\n']));
+        Ok(())
+    }
+
+    /// Fields a validation error may name: the body's own keys, or `body`.
+    fn names_only_given_fields(
+        err: &ApiError,
+        body: &Map<String, Value>,
+        required: &[&str],
+    ) -> Result<(), TestCaseError> {
+        let named = invalid_fields(err);
+        prop_assert!(!named.is_empty());
+        for field in named {
+            prop_assert!(
+                body.contains_key(&field) || field == "body" || required.contains(&field.as_str()),
+                "{} named but not given",
+                field
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// Any JSON object: a valid new task, or a validation error naming
+        /// fields of the body; never a panic, never an invalid value.
+        #[test]
+        fn new_task_bodies(b in body(&["title", "description", "status", "priority"])) {
+            match NewTask::parse(b.clone()) {
+                Ok(task) => {
+                    assert_valid_title(&task.title)?;
+                    if let Some(d) = &task.description {
+                        assert_valid_description(d)?;
+                    }
+                    prop_assert!((0..=10).contains(&task.priority.get()));
+                }
+                Err(err) => names_only_given_fields(&err, &b, &["title"])?,
+            }
+        }
+
+        #[test]
+        fn task_patch_bodies(b in body(&["title", "description", "status", "priority"])) {
+            match TaskPatch::parse(b.clone()) {
+                Ok(patch) => {
+                    prop_assert!(!b.is_empty());
+                    if let Some(title) = &patch.title {
+                        assert_valid_title(title)?;
+                    }
+                    if let Some(Some(d)) = &patch.description {
+                        assert_valid_description(d)?;
+                    }
+                    prop_assert!(patch.priority.is_none_or(|p| (0..=10).contains(&p.get())));
+                }
+                Err(err) => names_only_given_fields(&err, &b, &[])?,
+            }
+        }
     }
 }

@@ -42,13 +42,13 @@ struct Page {
 /// `GET /api/tasks` → 200 `{ tasks, nextCursor }`.
 pub async fn list(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let caller = authenticate(state, &req)?;
-    let query = ListQuery::parse(&web::query_pairs(&req))?;
+    let query = ListQuery::parse(&web::query_pairs(&req), &state.cursor_key)?;
     let client = state.pool.get().await?;
     let mut tasks = tasks::list(&client, caller.id, &query).await?;
     let more = tasks.len() as i64 > query.limit;
     tasks.truncate(query.limit as usize);
     let next_cursor = match tasks.last() {
-        Some(last) if more => Some(query.cursor_after(last)),
+        Some(last) if more => Some(query.cursor_after(last, &state.cursor_key)),
         _ => None,
     };
     Ok(web::json(StatusCode::OK, &Page { tasks, next_cursor }))
