@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use std::sync::atomic::Ordering;
 
-use http::{header, HeaderValue, Request};
+use http::{header, HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
@@ -60,9 +60,62 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let status = response.status().as_u16().to_string();
-    metrics::counter!(HTTP_REQUESTS, "route" => label, "method" => method.to_string(), "status" => status).increment(1);
-    metrics::histogram!(HTTP_DURATION, "route" => label, "method" => method.to_string())
+    let status = status_label(response.status());
+    let method = method_label(&method);
+    metrics::counter!(HTTP_REQUESTS, "route" => label, "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!(HTTP_DURATION, "route" => label, "method" => method)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The `method` label: the standard methods by name, anything else (any
+/// client can send `AAAB`) as `OTHER`, so the series stay few.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// The `status` label: the statuses this node answers with (the contract's,
+/// and 408 for a request timeout), anything else as `other`.
+pub fn status_label(status: StatusCode) -> &'static str {
+    const KNOWN: [&str; 15] = [
+        "200", "201", "204", "400", "401", "404", "405", "408", "409", "412", "413", "415", "429",
+        "500", "503",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == status.as_str())
+        .unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_have_a_fixed_set_of_values() {
+        for raw in ["AAAB", "get", "PROPFIND", "X-Y"] {
+            let method = Method::from_bytes(raw.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "OTHER", "{raw}");
+        }
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(status_label(StatusCode::IM_A_TEAPOT), "other");
+        for status in [
+            200, 201, 204, 400, 401, 404, 405, 408, 409, 412, 413, 415, 429, 500, 503,
+        ] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(status_label(status), status.as_str());
+        }
+    }
 }
