@@ -440,6 +440,9 @@ for var in ("API_SERVERS", "WS_SERVERS"):
             errors.append(f"nginx {var}: {host} is not a service")
 if not env.get("API_SERVERS") or not env.get("WS_SERVERS"):
     errors.append("nginx: API_SERVERS / WS_SERVERS not set")
+# The demo account (a public password) only when asked for.
+if "seed" in services and "demo" not in (services["seed"].get("profiles") or []):
+    errors.append("seed: runs by default; it must need the `demo` profile")
 # TRUSTED_PROXIES must be exactly nginx's fixed address, on every api-node:
 # then the per-address limits key on the real client, never on nginx.
 nginx_ip = (((services.get("nginx", {}).get("networks") or {}).get("default") or {}).get("ipv4_address"))

@@ -49,6 +49,9 @@ pub struct Config {
     pub max_connections: usize,
     /// `HEADER_READ_TIMEOUT_SECS`: a client must send its headers this fast.
     pub header_read_timeout: Duration,
+    /// `BODY_READ_TIMEOUT_SECS`: and then its whole body within this long,
+    /// else the connection is closed without an answer.
+    pub body_read_timeout: Duration,
     /// `SHUTDOWN_GRACE_SECS`: how long SIGTERM waits for in-flight requests.
     pub shutdown_grace: Duration,
     /// `RELAY_INTERVAL_MS`: how often the outbox relay looks for unpublished events.
@@ -107,6 +110,7 @@ impl Config {
             hash_queue_len: parsed_or("HASH_QUEUE_LEN", 64)?,
             max_connections: parsed_or("MAX_CONNECTIONS", 10_000)?,
             header_read_timeout: Duration::from_secs(parsed_or("HEADER_READ_TIMEOUT_SECS", 10)?),
+            body_read_timeout: Duration::from_secs(parsed_or("BODY_READ_TIMEOUT_SECS", 10)?),
             shutdown_grace: Duration::from_secs(parsed_or("SHUTDOWN_GRACE_SECS", 25)?),
             relay_interval: Duration::from_millis(parsed_or("RELAY_INTERVAL_MS", 1000)?),
             relay_grace: Duration::from_millis(parsed_or("RELAY_GRACE_MS", 2000)?),

@@ -34,6 +34,10 @@ pub enum ApiError {
     /// Body over the limit.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The body did not arrive within `BODY_READ_TIMEOUT_SECS`. Never
+    /// answered: the service closes the connection instead, as nginx does.
+    #[error("request body timed out")]
+    BodyTimeout,
     /// A body whose content type is not JSON.
     #[error("unsupported media type")]
     UnsupportedMediaType,
@@ -68,6 +72,8 @@ impl ApiError {
             ApiError::EmailTaken => (StatusCode::CONFLICT, "EMAIL_TAKEN"),
             ApiError::VersionMismatch => (StatusCode::PRECONDITION_FAILED, "VERSION_MISMATCH"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            // Only if something answers it after all; see the variant.
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "INVALID_JSON"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE")
             }
@@ -93,6 +99,7 @@ impl ApiError {
             ApiError::EmailTaken => "email is already in use".to_owned(),
             ApiError::VersionMismatch => "the task has changed since that version".to_owned(),
             ApiError::PayloadTooLarge => "request body is over 64 KiB".to_owned(),
+            ApiError::BodyTimeout => "the request body did not arrive in time".to_owned(),
             ApiError::UnsupportedMediaType => "Content-Type must be application/json".to_owned(),
             ApiError::RateLimited(secs) => format!("too many attempts; retry in {secs} s"),
             ApiError::Unavailable(_) | ApiError::HashingSaturated(_) => {

@@ -1,7 +1,6 @@
 //! The accept loop: HTTP/1.1 with keep-alive, a cap on open connections, a
 //! header read timeout, and a graceful drain on shutdown.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +55,8 @@ pub async fn serve(
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(state, req, peer).await) }
+            // An error (a body that timed out) closes the connection.
+            async move { handle(state, req, peer).await }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -11,17 +11,32 @@ use http::{header, HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
+use crate::error::ApiError;
 use crate::handlers;
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 use crate::router::Route;
 use crate::state::AppState;
-use crate::web::Resp;
+use crate::web::{BodyDeadline, Resp};
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// Answers one request; never fails (errors become responses).
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+/// A request whose body did not arrive within `BODY_READ_TIMEOUT_SECS`:
+/// the connection is closed without an answer (as nginx and the header read
+/// timeout do), so a client trickling its body holds nothing for longer.
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received in time; connection closed")]
+pub struct BodyTimedOut;
+
+/// Answers one request: every error becomes the contract's response, except
+/// a body that did not arrive in time, which closes the connection.
+pub async fn handle(
+    state: Arc<AppState>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Resp, BodyTimedOut> {
     let started = Instant::now();
+    req.extensions_mut()
+        .insert(BodyDeadline(started + state.config.body_read_timeout));
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -40,33 +55,39 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
         method = %method,
         route = label
     );
-    let mut response = async {
-        let response = match handlers::dispatch(&state, route, req, peer).await {
-            Ok(response) => response,
-            Err(err) => err.into_response(),
+    let outcome = async {
+        let outcome = match handlers::dispatch(&state, route, req, peer).await {
+            Ok(response) => Ok(response),
+            Err(ApiError::BodyTimeout) => Err(BodyTimedOut),
+            Err(err) => Ok(err.into_response()),
         };
+        let status = outcome
+            .as_ref()
+            .map_or(StatusCode::REQUEST_TIMEOUT, Resp::status);
         tracing::debug!(
-            status = response.status().as_u16(),
+            status = status.as_u16(),
             elapsed_us = started.elapsed().as_micros() as u64,
             "answered"
         );
-        response
+        outcome
     }
     .instrument(span)
     .await;
+    let status = outcome
+        .as_ref()
+        .map_or(StatusCode::REQUEST_TIMEOUT, Resp::status);
+    let method = method_label(&method);
+    metrics::counter!(HTTP_REQUESTS, "route" => label, "method" => method, "status" => status_label(status)).increment(1);
+    metrics::histogram!(HTTP_DURATION, "route" => label, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    let mut response = outcome?;
     response.headers_mut().insert(REQUEST_ID, request_id);
     if state.draining.load(Ordering::Acquire) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let status = status_label(response.status());
-    let method = method_label(&method);
-    metrics::counter!(HTTP_REQUESTS, "route" => label, "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!(HTTP_DURATION, "route" => label, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    response
+    Ok(response)
 }
 
 /// The `method` label: the standard methods by name, anything else (any
@@ -87,7 +108,7 @@ pub fn method_label(method: &Method) -> &'static str {
 }
 
 /// The `status` label: the statuses this node answers with (the contract's,
-/// and 408 for a request timeout), anything else as `other`.
+/// and 408 for a body that timed out), anything else as `other`.
 pub fn status_label(status: StatusCode) -> &'static str {
     const KNOWN: [&str; 15] = [
         "200", "201", "204", "400", "401", "404", "405", "408", "409", "412", "413", "415", "429",

@@ -1,6 +1,8 @@
 //! Reading requests and building responses: the JSON body rules of the
 //! contract (415, then 413, then 400) and the response headers it names.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -14,6 +16,13 @@ pub type Resp = Response<Full<Bytes>>;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// When the whole body must have arrived, set on each request by the
+/// service from `BODY_READ_TIMEOUT_SECS`: a client that sends its headers
+/// and then trickles the body would otherwise hold a connection and a task
+/// for as long as it likes.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub Instant);
 
 /// Reads a JSON object body, in the contract's order of checks.
 pub async fn json_object(req: Request<Incoming>) -> Result<Map<String, Value>, ApiError> {
@@ -29,9 +38,16 @@ pub async fn json_object(req: Request<Incoming>) -> Result<Map<String, Value>, A
     if declared.is_some_and(|len| len > MAX_BODY) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let bytes = Limited::new(body, MAX_BODY)
-        .collect()
-        .await
+    let deadline = parts
+        .extensions
+        .get::<BodyDeadline>()
+        .expect("BUG: the service sets every request's body deadline")
+        .0;
+    let collected =
+        tokio::time::timeout_at(deadline.into(), Limited::new(body, MAX_BODY).collect())
+            .await
+            .map_err(|_| ApiError::BodyTimeout)?;
+    let bytes = collected
         .map_err(|err| {
             if err.is::<http_body_util::LengthLimitError>() {
                 ApiError::PayloadTooLarge

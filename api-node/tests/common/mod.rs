@@ -133,6 +133,7 @@ pub fn test_config(db: &TestDb, namespace: &str) -> Config {
         hash_queue_len: 64,
         max_connections: 1000,
         header_read_timeout: Duration::from_secs(5),
+        body_read_timeout: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(5),
         relay_interval: Duration::from_millis(200),
         relay_grace: Duration::from_millis(500),
