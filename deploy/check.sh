@@ -443,6 +443,10 @@ if not env.get("API_SERVERS") or not env.get("WS_SERVERS"):
 # The demo account (a public password) only when asked for.
 if "seed" in services and "demo" not in (services["seed"].get("profiles") or []):
     errors.append("seed: runs by default; it must need the `demo` profile")
+# Redis memory is bounded, evicting least recently used keys.
+redis_cmd = " ".join(map(str, services.get("redis", {}).get("command") or []))
+if "--maxmemory " not in redis_cmd or "--maxmemory-policy allkeys-lru" not in redis_cmd:
+    errors.append("redis: no --maxmemory with --maxmemory-policy allkeys-lru")
 # TRUSTED_PROXIES must be exactly nginx's fixed address, on every api-node:
 # then the per-address limits key on the real client, never on nginx.
 nginx_ip = (((services.get("nginx", {}).get("networks") or {}).get("default") or {}).get("ipv4_address"))

@@ -21,7 +21,8 @@
 #   SVC_PG_PORT     port of the running PostgreSQL
 #   SVC_REDIS_DIR   Redis state dir
 #   SVC_REDIS_PORT  port of the running Redis
-# Tunables: PG_FAST=1 (fsync off etc., tests only), SVC_START_TIMEOUT (s, default 30).
+# Tunables: PG_FAST=1 (fsync off etc., tests only), SVC_START_TIMEOUT (s, default 30),
+# REDIS_MAXMEMORY (default 256mb; least recently used keys are evicted past it).
 
 if [[ -z "${REPO:-}" ]]; then
     REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -416,8 +417,11 @@ start_redis() {
     SVC_REDIS_DIR=$dir
     SVC_REDIS_PORT=$port
     SVC_REDIS_PIDFILE=$pidfile
+    # Bounded like the deployments' (deploy/docker/compose.yml): evicting
+    # any key is safe, see api-node/src/cache.rs.
     if ! (cd -- "$dir" && redis-server --bind 127.0.0.1 --port "$port" \
         --save '' --appendonly no --daemonize yes \
+        --maxmemory "${REDIS_MAXMEMORY:-256mb}" --maxmemory-policy allkeys-lru \
         --pidfile "$pidfile" --logfile "$log" --dir "$dir" </dev/null); then
         svc_err "redis-server failed to start"
         _svc_log_tail "$log"

@@ -2,11 +2,31 @@
 //!
 //! A cached value is `<version>|<owner id>|<task JSON>`, so a hit is served
 //! as stored bytes with no parsing of the JSON, and the owner check needs no
-//! database. Every writer of the cache (a write after commit, the relay, a
-//! reader filling a miss) goes through one Lua script that only replaces an
-//! older version: a slow reader can never put back a task that a write has
-//! since changed, and a deletion leaves a tombstone that outranks every
-//! version until it expires.
+//! database.
+//!
+//! The cache must never show a task older than one a write has answered
+//! with, nor a deleted one, even when Redis evicts any key at any moment
+//! (`maxmemory-policy allkeys-lru`) and readers and publishers are slow.
+//! Comparing versions in Redis is not enough for that: an eviction erases
+//! the newer version, after which a slow reader's older copy would look
+//! new. So the cache follows two rules, each one Lua script:
+//!
+//! - **Only a reader holding a lease fills an empty slot.** On a miss the
+//!   reader sets a lease (a random token, `PX` [`LEASE_TTL_MS`]) *before*
+//!   it reads PostgreSQL, and its fill succeeds only if its lease is still
+//!   there. Every writer deletes the lease after it commits, so a reader
+//!   whose read may predate a commit loses its fill; an evicted or expired
+//!   lease loses it too. Either way the slot stays empty: a miss, never a
+//!   stale hit.
+//! - **Writers only upgrade.** After commit (and on every retry and relay)
+//!   a writer replaces a cached *older* version and leaves an empty slot
+//!   empty: it cannot know whether a later write's entry was evicted. A
+//!   deletion always writes its tombstone (a task id is never reused),
+//!   which answers 404 from the cache until it expires.
+//!
+//! What remains is what the design already accepts: a write whose publish
+//! failed (Redis unreachable from its node) leaves the older copy in place
+//! until its retry or the relay upgrades it.
 
 use bytes::Bytes;
 use redis::Pipeline;
@@ -14,22 +34,52 @@ use shared::redis_keys::RedisKeys;
 use uuid::Uuid;
 
 use crate::models::Task;
-use shared::redis_conn::RedisConn;
+use shared::redis_conn::{RedisConn, RedisFailure};
 
-/// Sets KEYS[1] to ARGV[2] with a TTL of ARGV[3] ms unless it already holds
-/// a version at or above ARGV[1].
-const SET_IF_NEWER: &str = r"
+/// A reader's fill: sets KEYS[1] (the task) to ARGV[3] with a TTL of
+/// ARGV[4] ms, only if KEYS[2] (the lease) still holds this reader's token
+/// ARGV[1], and KEYS[1] holds no version at or above ARGV[2]. The lease is
+/// spent either way.
+const FILL_WITH_LEASE: &str = r"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
 local current = redis.call('GET', KEYS[1])
 if current then
   local v = tonumber(string.match(current, '^(%d+)|'))
-  if v and v >= tonumber(ARGV[1]) then return 0 end
+  if v and v >= tonumber(ARGV[2]) then return 0 end
 end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+";
+
+/// A writer's update: revokes any reader's lease (KEYS[2]), then replaces
+/// KEYS[1] with ARGV[2] (TTL ARGV[3] ms) only if it holds a version below
+/// ARGV[1]. An empty slot stays empty.
+const UPGRADE: &str = r"
+redis.call('DEL', KEYS[2])
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local v = tonumber(string.match(current, '^(%d+)|'))
+if v and v >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+";
+
+/// A deletion: revokes any reader's lease (KEYS[2]) and sets the tombstone
+/// ARGV[1] on KEYS[1] with a TTL of ARGV[2] ms, whatever was there.
+const TOMBSTONE: &str = r"
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
 /// Outranks every real version (2^53: exact in Lua's doubles).
 const TOMBSTONE_VERSION: i64 = 1 << 53;
+
+/// How long a reader's lease lasts: a reader slower than this between its
+/// miss and its fill (PostgreSQL waits are bounded by `DB_TIMEOUT_MS`) only
+/// loses its fill.
+pub const LEASE_TTL_MS: u64 = 5_000;
 
 /// What the cache holds for a task id.
 #[derive(Debug)]
@@ -45,6 +95,23 @@ pub enum Cached {
     },
     /// Deleted recently.
     Deleted,
+}
+
+/// The answer to a lookup.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Cached.
+    Hit(Cached),
+    /// Not cached; with the lease that allows filling the slot from a
+    /// PostgreSQL read made from now on (none when Redis is unreachable).
+    Miss(Option<FillLease>),
+}
+
+/// The right to fill one task's empty slot, unless a write comes first.
+#[derive(Debug)]
+pub struct FillLease {
+    id: Uuid,
+    token: String,
 }
 
 /// Reads and writes cached tasks.
@@ -65,64 +132,98 @@ impl TaskCache {
         }
     }
 
-    /// One round trip; `None` on a miss or when Redis is unavailable.
-    pub async fn get(&self, id: Uuid) -> Option<Cached> {
+    /// One round trip on a hit; on a miss a second one takes the lease. The
+    /// caller must read PostgreSQL only after this returns.
+    pub async fn lookup(&self, id: Uuid) -> Lookup {
         let key = self.keys.task(id);
         let value: Option<Vec<u8>> = match self.redis.cmd(redis::cmd("GET").arg(&key)).await {
             Ok(value) => value,
             Err(err) => {
                 tracing::debug!(error = %err, "cache read failed; treating as a miss");
-                return None;
+                return Lookup::Miss(None);
             }
         };
-        parse(Bytes::from(value?))
+        if let Some(cached) = value.and_then(|v| parse(Bytes::from(v))) {
+            return Lookup::Hit(cached);
+        }
+        let token = Uuid::new_v4().simple().to_string();
+        let take = redis::cmd("SET")
+            .arg(self.keys.task_fill_lease(id))
+            .arg(&token)
+            .arg("PX")
+            .arg(LEASE_TTL_MS)
+            .to_owned();
+        match self.redis.cmd::<()>(&take).await {
+            Ok(()) => Lookup::Miss(Some(FillLease { id, token })),
+            Err(err) => {
+                tracing::debug!(error = %err, "cache lease failed; not filling");
+                Lookup::Miss(None)
+            }
+        }
     }
 
-    /// Stores a task read from PostgreSQL, in the background: the response
-    /// does not wait for it.
-    pub fn fill(&self, task: &Task) {
-        let mut pipe = redis::pipe();
-        self.add_task(
-            &mut pipe,
-            task.id,
-            i64::from(task.version),
-            task.user_id,
-            &task.to_json(),
-        );
-        let redis = self.redis.clone();
+    /// Stores a task read from PostgreSQL after `lease` was taken, in the
+    /// background: the response does not wait for it.
+    pub fn fill(&self, task: &Task, lease: FillLease) {
+        let cache = self.clone();
+        let fill = cache.fill_command(task, lease);
         tokio::spawn(async move {
-            if let Err(err) = redis.run::<()>(&pipe).await {
+            if let Err(err) = cache.redis.cmd::<i64>(&fill).await {
                 tracing::debug!(error = %err, "cache fill failed");
             }
         });
     }
 
-    /// Adds "store this version of the task" to a pipeline.
+    /// [`TaskCache::fill`], waited for: whether the task was stored.
+    pub async fn fill_now(&self, task: &Task, lease: FillLease) -> Result<bool, RedisFailure> {
+        let fill = self.fill_command(task, lease);
+        Ok(self.redis.cmd::<i64>(&fill).await? == 1)
+    }
+
+    fn fill_command(&self, task: &Task, lease: FillLease) -> redis::Cmd {
+        debug_assert_eq!(lease.id, task.id, "BUG: a lease fills its own task");
+        let version = i64::from(task.version);
+        redis::cmd("EVAL")
+            .arg(FILL_WITH_LEASE)
+            .arg(2)
+            .arg(self.keys.task(task.id))
+            .arg(self.keys.task_fill_lease(task.id))
+            .arg(lease.token)
+            .arg(version)
+            .arg(entry(version, task.user_id, &task.to_json()))
+            .arg(self.ttl_ms)
+            .to_owned()
+    }
+
+    /// Adds "this version of the task was committed" to a pipeline: it
+    /// replaces an older cached version and cancels readers' leases.
     pub fn add_task(&self, pipe: &mut Pipeline, id: Uuid, version: i64, user_id: Uuid, json: &str) {
-        let value = format!("{version}|{user_id}|{json}");
-        self.add_set_if_newer(pipe, id, version, &value);
+        pipe.cmd("EVAL")
+            .arg(UPGRADE)
+            .arg(2)
+            .arg(self.keys.task(id))
+            .arg(self.keys.task_fill_lease(id))
+            .arg(version)
+            .arg(entry(version, user_id, json))
+            .arg(self.ttl_ms)
+            .ignore();
     }
 
     /// Adds "this task is deleted" to a pipeline.
     pub fn add_tombstone(&self, pipe: &mut Pipeline, id: Uuid) {
-        self.add_set_if_newer(
-            pipe,
-            id,
-            TOMBSTONE_VERSION,
-            &format!("{TOMBSTONE_VERSION}|-|"),
-        );
-    }
-
-    fn add_set_if_newer(&self, pipe: &mut Pipeline, id: Uuid, version: i64, value: &str) {
         pipe.cmd("EVAL")
-            .arg(SET_IF_NEWER)
-            .arg(1)
+            .arg(TOMBSTONE)
+            .arg(2)
             .arg(self.keys.task(id))
-            .arg(version)
-            .arg(value)
+            .arg(self.keys.task_fill_lease(id))
+            .arg(format!("{TOMBSTONE_VERSION}|-|"))
             .arg(self.ttl_ms)
             .ignore();
     }
+}
+
+fn entry(version: i64, user_id: Uuid, json: &str) -> String {
+    format!("{version}|{user_id}|{json}")
 }
 
 fn parse(value: Bytes) -> Option<Cached> {

@@ -15,10 +15,18 @@ use crate::cache::TaskCache;
 use crate::db::task_events::{self, OutboxEvent};
 use shared::redis_conn::{RedisConn, RedisFailure};
 
-/// How many recent events each user keeps for resuming with `since`.
-pub const RECENT_EVENTS: isize = 1000;
-/// How long an idle user's recent events are kept (the contract asks 24 h).
-const RECENT_TTL_SECS: i64 = 7 * 24 * 3600;
+/// How many recent events each user keeps in Redis, for resuming with
+/// `since` and filling gaps without PostgreSQL. This caps Redis memory per
+/// user: an event is at most ~41 KB (a 10,000-character description of
+/// 4-byte characters; control characters, which JSON would escape to six
+/// bytes, are refused), so a user holds at most ~8 MB here, ~60 KB with
+/// typical tasks. A resume after a reconnect misses a handful of events;
+/// the rarer larger gaps, up to the contract's 1,000 events within 24
+/// hours, are read from the outbox in PostgreSQL, which keeps them anyway.
+pub const RECENT_EVENTS: isize = 200;
+/// How long an idle user's recent events are kept: the contract honours
+/// `since` for 24 hours, no longer.
+const RECENT_TTL_SECS: i64 = 24 * 3600;
 /// Failed events this node keeps retrying itself; beyond that the relay
 /// alone republishes them.
 const MAX_PENDING: usize = 10_000;

@@ -23,6 +23,12 @@ impl RedisKeys {
         format!("{}:task:{task_id}", self.namespace)
     }
 
+    /// A reader's lease on filling one task's cache slot (see the
+    /// api-node's `cache` module).
+    pub fn task_fill_lease(&self, task_id: Uuid) -> String {
+        format!("{}:task-fill:{task_id}", self.namespace)
+    }
+
     /// The pub/sub channel that carries one user's task events.
     pub fn user_events_channel(&self, user_id: Uuid) -> String {
         format!("{}:events:{user_id}", self.namespace)

@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{authenticate, no_query};
-use crate::cache::Cached;
+use crate::cache::{Cached, Lookup};
 use crate::db::tasks;
 use crate::domain::list_query::ListQuery;
 use crate::domain::task_input::{NewTask, TaskPatch};
@@ -60,14 +60,14 @@ pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Resu
     let id = task_id(raw_id)?;
     no_query(&req)?;
     // A write of ours that has not reached Redis may have left an older
-    // copy there: read from PostgreSQL until it has.
-    let cached = if state.publisher.has_pending() {
-        None
+    // copy there: read from PostgreSQL (and fill nothing) until it has.
+    let lookup = if state.publisher.has_pending() {
+        Lookup::Miss(None)
     } else {
-        state.cache.get(id).await
+        state.cache.lookup(id).await
     };
-    match cached {
-        Some(cached) => {
+    match lookup {
+        Lookup::Hit(cached) => {
             metrics::counter!(CACHE_LOOKUPS, "result" => "hit").increment(1);
             let response = match cached {
                 Cached::Task {
@@ -86,13 +86,15 @@ pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Resu
                 "HIT",
             ))
         }
-        None => {
+        Lookup::Miss(lease) => {
             metrics::counter!(CACHE_LOOKUPS, "result" => "miss").increment(1);
             let client = state.pool.get().await?;
             let task = tasks::get(&client, caller.id, id)
                 .await?
                 .ok_or(ApiError::NotFound("task"))?;
-            state.cache.fill(&task);
+            if let Some(lease) = lease {
+                state.cache.fill(&task, lease);
+            }
             let response = task_response(StatusCode::OK, &task);
             Ok(web::with_header(
                 response,
