@@ -8,8 +8,8 @@
 # Order: cargo fmt --check, cargo clippy -D warnings (both skipped when
 # SKIP_LINT is set), deploy/check.sh (skipped when SKIP_DEPLOY_CHECK is set),
 # scripts/cluster-check.sh (skipped when SKIP_CLUSTER_CHECK is set),
-# scripts/chaos.sh (skipped when SKIP_CHAOS is set), then
-# cargo test --workspace --locked "$@".
+# scripts/chaos.sh (skipped when SKIP_CHAOS is set), scripts/schemathesis.sh
+# (skipped when SKIP_SCHEMATHESIS is set), then cargo test --workspace --locked "$@".
 # Exports for the tests:
 #   TEST_DATABASE_URL  postgres://postgres@127.0.0.1:PORT/postgres (admin URL)
 #   TEST_REDIS_URL     redis://127.0.0.1:PORT
@@ -54,6 +54,12 @@ if ! python3 -c 'import websockets' 2>/dev/null; then
     echo "[test] installing the Python websockets package" >&2
     python3 -m pip install -q websockets 2>/dev/null ||
         python3 -m pip install -q --break-system-packages websockets
+fi
+# Schemathesis: fuzzes an api-node against its OpenAPI document.
+if [[ -z "${SKIP_SCHEMATHESIS:-}" ]] && ! python3 -m schemathesis.cli --version >/dev/null 2>&1; then
+    echo "[test] installing Schemathesis" >&2
+    python3 -m pip install -q schemathesis 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages schemathesis
 fi
 
 # Remove state left behind by earlier runs that were killed (their PID is gone).
@@ -132,6 +138,14 @@ if [[ -z "${SKIP_CHAOS:-}" ]]; then
     echo "[test] scripts/chaos.sh (faults a-i against 2 api-nodes and 2 ws-nodes under traffic; rewrites FAULTS.md)" >&2
     if ! bash scripts/chaos.sh; then
         echo "[test] FAILED: chaos suite (logs in .local/chaos-failed/)" >&2
+        exit 1
+    fi
+fi
+
+if [[ -z "${SKIP_SCHEMATHESIS:-}" ]]; then
+    echo "[test] scripts/schemathesis.sh (Schemathesis against one api-node's /openapi.json: every check, positive and negative data, stateful links)" >&2
+    if ! bash scripts/schemathesis.sh; then
+        echo "[test] FAILED: Schemathesis (reports and the node's log in .local/schemathesis-failed/)" >&2
         exit 1
     fi
 fi
