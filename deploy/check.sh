@@ -192,6 +192,30 @@ check_nginx_entrypoint() {
     echo "renders from API_SERVERS/WS_SERVERS/LISTEN/RUNTIME_DIR, nginx -t accepts it, bad input refused"
 }
 
+# No secret in nginx's logs: the access log format leaves out the query
+# string (browsers send their token in /ws/updates?token=), the Referer and
+# credentials; the error log, whose lines end with the raw request line, is
+# `crit` only where tokens travel in URLs.
+check_nginx_logs() {
+    local conf=deploy/nginx/nginx.conf formats
+    formats=$(sed -n '/^ *log_format/,/;$/p' "$conf")
+    [ -n "$formats" ] || { echo "no log_format"; exit 1; }
+    if grep -Eq '\$(request|request_uri|args|query_string|arg_[a-z_]+|http_referer|http_authorization|http_cookie)\b' <<<"$formats"; then
+        echo "a log_format logs the query string, the Referer or credentials:"
+        echo "$formats"
+        exit 1
+    fi
+    if grep -E '^ *access_log ' "$conf" | grep -Eqv 'access_log [^ ]+ tasks |access_log off'; then
+        echo "an access_log does not use the tasks format"
+        exit 1
+    fi
+    sed -n '/location \/ws\/ {/,/}/p' "$conf" | grep -Eq '^ *error_log [^ ]+ crit;' || {
+        echo "location /ws/ logs errors below crit (its lines would carry ?token=)"
+        exit 1
+    }
+    echo "access log without query strings, /ws/ error log crit only"
+}
+
 # --- (b) YAML, Kubernetes ------------------------------------------------------
 
 check_yaml_parses() {
@@ -736,6 +760,7 @@ check_shell() {
 
 check "nginx template (nginx -t)" check_nginx_template
 check "nginx entrypoint renders the template" check_nginx_entrypoint
+check "nginx logs carry no secrets" check_nginx_logs
 check "YAML files parse" check_yaml_parses
 check "k8s manifests" check_k8s_manifests
 check "k8s schemas (kubernetes-validate)" check_k8s_schemas

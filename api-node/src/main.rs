@@ -45,10 +45,7 @@ async fn migrate() -> anyhow::Result<()> {
 
 async fn seed() -> anyhow::Result<()> {
     seed::run(&Config::from_env()?).await?;
-    tracing::info!(
-        login = seed::DEMO_USERS[0].0,
-        password = seed::DEMO_PASSWORD,
-        "demo data loaded"
-    );
+    // The password is in the README, never in a log line.
+    tracing::info!(login = seed::DEMO_USERS[0].0, "demo data loaded");
     Ok(())
 }

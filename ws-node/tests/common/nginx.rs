@@ -87,6 +87,18 @@ impl Nginx {
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// Everything in nginx's log files so far (the access log is buffered
+    /// for up to a second).
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                all += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+            }
+        }
+        all
+    }
 }
 
 impl Drop for Nginx {
