@@ -285,7 +285,10 @@ mod tests {
             );
             assert!(Password::parse(&format!("long enough{c}")).is_err());
             assert_eq!(UserName::parse(&format!("An{c}n")), Err(NO_CONTROL_RULE));
-            assert_eq!(UserName::parse(&format!("{c}Ann")).is_ok(), c.is_whitespace());
+            assert_eq!(
+                UserName::parse(&format!("{c}Ann")).is_ok(),
+                c.is_whitespace()
+            );
             let login = Credentials::parse(obj(json!({
                 "email": format!("a{c}@example.com"), "password": format!("pw{c}")
             })));
