@@ -113,10 +113,23 @@ stop_process() {
     rm -f "$RUN_DIR/$name.pid"
 }
 
+# stage_board DIR — the live board where the template serves it (DIR/www):
+# clients/board, with the client library (clients/js/src) as www/lib.
+stage_board() {
+    local www=$1/www
+    rm -rf "$www.new"
+    mkdir -p "$www.new/lib"
+    cp "$REPO"/clients/board/*.html "$REPO"/clients/board/*.css "$REPO"/clients/board/*.js "$www.new/"
+    cp "$REPO"/clients/js/src/*.js "$www.new/lib/"
+    rm -rf "$www"
+    mv "$www.new" "$www"
+}
+
 # render_nginx [EXCLUDED_NODE...] — the config, with these nodes left out.
 render_nginx() {
     local dir="$RUN_DIR/nginx" api="" ws="" name skip x
     mkdir -p "$dir"
+    stage_board "$dir"
     for name in $(api_names) $(ws_names); do
         skip=0
         for x in "$@"; do [[ $x == "$name" ]] && skip=1; done

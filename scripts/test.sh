@@ -8,6 +8,8 @@
 # Order: cargo fmt --check, cargo clippy -D warnings (both skipped when
 # SKIP_LINT is set), deploy/check.sh (skipped when SKIP_DEPLOY_CHECK is set),
 # scripts/cluster-check.sh (skipped when SKIP_CLUSTER_CHECK is set),
+# scripts/browser-check.sh (the JS client's unit tests and the live board in
+# headless Chromium; skipped when SKIP_BROWSER is set),
 # scripts/chaos.sh (skipped when SKIP_CHAOS is set), scripts/schemathesis.sh
 # (skipped when SKIP_SCHEMATHESIS is set), then cargo test --workspace --locked "$@".
 # Exports for the tests:
@@ -130,6 +132,14 @@ if [[ -z "${SKIP_CLUSTER_CHECK:-}" ]]; then
     echo "[test] scripts/cluster-check.sh (nginx, 2+2 nodes, Prometheus, rolling restart under traffic)" >&2
     if ! bash scripts/cluster-check.sh; then
         echo "[test] FAILED: cluster check" >&2
+        exit 1
+    fi
+fi
+
+if [[ -z "${SKIP_BROWSER:-}" ]]; then
+    echo "[test] scripts/browser-check.sh (the JS client's unit tests; the live board in headless Chromium against 2+2 nodes, a ws-node killed under it)" >&2
+    if ! bash scripts/browser-check.sh; then
+        echo "[test] FAILED: browser check (logs in .local/browser-check-failed/, screenshots in .local/browser-artifacts/)" >&2
         exit 1
     fi
 fi

@@ -109,6 +109,7 @@ prometheus_line=""
 cat <<BANNER
 
   ============================================================
+   Live board: $PUBLIC/   (open it in a browser; changes show live)
    API:        $PUBLIC/api/...   (OpenAPI: $PUBLIC/openapi.json)
    WebSocket:  ws://127.0.0.1:$PUBLIC_PORT/ws/updates?token=<token>
    Nodes:      $(for n in $(api_names) $(ws_names); do printf '%s=:%s ' "$n" "$(node_port "$n")"; done)$prometheus_line

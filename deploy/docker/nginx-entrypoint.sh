@@ -10,6 +10,9 @@
 #   RUNTIME_DIR     pid file, temp files, logs, rendered config (default /tmp/nginx)
 #   NGINX_TEMPLATE  the template (default /etc/nginx/nginx.conf.template)
 #   NGINX_BIN       the nginx binary (default nginx)
+#   BOARD_DIR       the live board's files, copied to RUNTIME_DIR/www where
+#                   the template serves them (default /usr/share/tasks-board;
+#                   absent: / answers 404)
 #   NGINX_LOG_FILES set to 1 to keep the logs as files in RUNTIME_DIR instead
 #                   of linking them to the container's stdout/stderr
 set -eu
@@ -66,6 +69,11 @@ case "$RUNTIME_DIR" in
 esac
 
 mkdir -p "$RUNTIME_DIR"
+BOARD_DIR="${BOARD_DIR:-/usr/share/tasks-board}"
+if [ -d "$BOARD_DIR" ]; then
+    rm -rf "$RUNTIME_DIR/www"
+    cp -R "$BOARD_DIR" "$RUNTIME_DIR/www"
+fi
 if [ "${NGINX_LOG_FILES:-0}" != 1 ]; then
     # The template logs into RUNTIME_DIR; in a container the logs belong on
     # stdout/stderr (docker logs, kubectl logs).

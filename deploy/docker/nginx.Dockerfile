@@ -14,6 +14,9 @@
 FROM nginx:1.27-alpine
 COPY deploy/nginx/nginx.conf /etc/nginx/nginx.conf.template
 COPY deploy/docker/nginx-entrypoint.sh /usr/local/bin/nginx-entrypoint.sh
+# The live board and the client library it imports (served at /).
+COPY clients/board/ /usr/share/tasks-board/
+COPY clients/js/src/ /usr/share/tasks-board/lib/
 RUN chmod 0755 /usr/local/bin/nginx-entrypoint.sh
 ENV LISTEN=80 \
     RUNTIME_DIR=/tmp/nginx

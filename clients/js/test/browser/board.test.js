@@ -1,0 +1,399 @@
+// The live board in a real browser: headless Chromium (Debian's) driven by
+// Playwright, against the local cluster scripts/browser-check.sh brings up
+// (nginx at BOARD_URL serving the board, 2 api-nodes, 2 ws-nodes).
+//
+// Every wait is on state (a selector, a condition in the page, an answer),
+// never a fixed sleep. Screenshots go to ARTIFACTS.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const run = promisify(execFile);
+const { BOARD_URL, RUN_DIR, CLUSTER_ENV, ARTIFACTS, REPO } = process.env;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const skip = BOARD_URL ? false : 'BOARD_URL is not set: run scripts/browser-check.sh';
+const BASE = BOARD_URL?.replace(/\/+$/, '');
+const suffix = Date.now().toString(36);
+const WAIT = 20_000;
+
+let browser;
+const pageErrors = [];
+
+// --- helpers -------------------------------------------------------------------
+
+async function api(method, route, { token, body, ifMatch } = {}) {
+  const headers = { accept: 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body) headers['content-type'] = 'application/json';
+  if (ifMatch !== undefined) headers['if-match'] = `"${ifMatch}"`;
+  const response = await fetch(BASE + route, { method, headers, body: body && JSON.stringify(body) });
+  const text = await response.text();
+  const parsed = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${text}`);
+  return parsed;
+}
+
+async function register(label) {
+  const email = `${label}-${suffix}@example.com`;
+  const password = `${label}-password`;
+  const { token, user } = await api('POST', '/api/auth/register', { body: { email, password, name: `${label} ${suffix}` } });
+  return { email, password, token, user };
+}
+
+async function allTasks(token) {
+  const tasks = [];
+  let cursor = null;
+  do {
+    const page = await api('GET', `/api/tasks?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token });
+    tasks.push(...page.tasks);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return tasks;
+}
+
+// Records, in the page, every state the connection indicator takes and
+// every WebSocket close code (a wrapper around the page's WebSocket).
+function instrument() {
+  window.__states = [];
+  window.__wsCloses = [];
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('close', (event) => window.__wsCloses.push(event.code));
+    }
+  };
+  document.addEventListener('DOMContentLoaded', () => {
+    const indicator = document.getElementById('connection');
+    const note = () => {
+      if (window.__states.at(-1) !== indicator.dataset.state) window.__states.push(indicator.dataset.state);
+    };
+    note();
+    new MutationObserver(note).observe(indicator, { attributes: true, attributeFilter: ['data-state'] });
+  });
+}
+
+async function newContext() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.addInitScript(instrument);
+  return context;
+}
+
+async function open(context) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on('pageerror', (error) => pageErrors.push(error));
+  await page.goto(BOARD_URL);
+  return page;
+}
+
+async function logIn(page, { email, password }) {
+  await page.locator('#login-view').waitFor();
+  await page.fill('#login-form input[name="email"]', email);
+  await page.fill('#login-form input[name="password"]', password);
+  await page.click('#login-submit');
+  await boardReady(page);
+}
+
+async function boardReady(page) {
+  await page.locator('#connection[data-state="live"]').waitFor();
+  await page.locator('#loading').waitFor({ state: 'hidden' });
+}
+
+function card(page, title) {
+  return page.locator('.card', { has: page.locator('.card-title', { hasText: title }) });
+}
+
+function cardIn(page, status, title) {
+  return page.locator(`.column[data-status="${status}"] .card`, { has: page.locator('.card-title', { hasText: title }) });
+}
+
+// Until the board shows exactly `tasks` (ids, statuses, versions), live.
+async function converged(page, tasks) {
+  const expected = tasks.map(({ id, status, version }) => ({ id, status, version: String(version) }));
+  await page.waitForFunction((expected) => {
+    if (document.getElementById('connection').dataset.state !== 'live') return false;
+    const cards = [...document.querySelectorAll('.card')];
+    if (cards.length !== expected.length) return false;
+    const byId = new Map(cards.map((c) => [c.dataset.taskId, c]));
+    return expected.every((t) => {
+      const c = byId.get(t.id);
+      return c && c.dataset.version === t.version && c.closest('.column').dataset.status === t.status;
+    });
+  }, expected);
+}
+
+// Every card id once, exactly the ids given.
+async function assertNoDuplicates(page, ids) {
+  const shown = await page.$$eval('.card', (cards) => cards.map((c) => c.dataset.taskId));
+  assert.equal(new Set(shown).size, shown.length, `a card shown twice: ${shown}`);
+  assert.deepEqual([...shown].sort(), [...ids].sort());
+}
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+async function pidOf(name) {
+  return Number((await readFile(path.join(RUN_DIR, `${name}.pid`), 'utf8')).trim());
+}
+
+// Starts a ws-node again with the cluster's own start_node (scripts/cluster.sh).
+async function startNode(name) {
+  const script = `source "$CLUSTER_ENV" && source scripts/services.sh && source scripts/cluster.sh && start_node ${name}`;
+  await run('bash', ['-c', script], { cwd: REPO, env: { ...process.env, REPO } });
+}
+
+async function kill9(name) {
+  const pid = await pidOf(name);
+  process.kill(pid, 'SIGKILL');
+  // Gone when kill -0 fails (or it is a zombie waiting for its parent).
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+      if (!stat || stat.split(') ')[1]?.startsWith('Z')) return;
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+// --- the run ---------------------------------------------------------------------
+
+// One user (two browser contexts, each logged in with its own token) and
+// another user who must never see the first one's tasks.
+let owner;
+let other;
+let ownerToken;
+let b; // context B's page
+let c; // context C's page
+let d; // the other user's page
+
+before(async () => {
+  if (skip) return;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  owner = await register('owner');
+  other = await register('other');
+  ownerToken = owner.token;
+});
+
+after(async () => {
+  await browser?.close();
+  assert.deepEqual(pageErrors.map(String), [], 'no uncaught error in any page');
+});
+
+test('the demo account logs in from the prefilled form; a change made with curl appears live; the socket is compressed', { skip, timeout: 60_000 }, async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on('pageerror', (error) => pageErrors.push(error));
+  // The WebSocket upgrade as the browser saw it (Chrome DevTools Protocol).
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  const handshake = new Promise((resolve) => {
+    let offered;
+    cdp.on('Network.webSocketWillSendHandshakeRequest', (e) => (offered = header(e.request.headers, 'sec-websocket-extensions')));
+    cdp.on('Network.webSocketHandshakeResponseReceived', (e) =>
+      resolve({ offered, status: e.response.status, agreed: header(e.response.headers, 'sec-websocket-extensions') }),
+    );
+  });
+  await page.goto(BOARD_URL);
+  await page.locator('#login-view').waitFor();
+  assert.equal(await page.inputValue('#login-form input[name="email"]'), 'demo@example.com');
+  await page.click('#login-submit');
+  await boardReady(page);
+
+  const { status, offered, agreed } = await handshake;
+  assert.equal(status, 101);
+  assert.match(offered ?? '', /permessage-deflate/, 'Chromium offers permessage-deflate');
+  assert.match(agreed ?? '', /permessage-deflate/, `the server agreed to permessage-deflate (answer: ${agreed})`);
+
+  // The README's curl, as a person would type it.
+  const login = await run('curl', ['-s', '-X', 'POST', `${BASE}/api/auth/login`, '-H', 'content-type: application/json',
+    '-d', '{"email":"demo@example.com","password":"demo-password"}']);
+  const token = JSON.parse(login.stdout).token;
+  const title = `From curl ${suffix}`;
+  const created = await run('curl', ['-s', '-X', 'POST', `${BASE}/api/tasks`, '-H', `authorization: Bearer ${token}`,
+    '-H', 'content-type: application/json', '-d', JSON.stringify({ title, priority: 9 })]);
+  const task = JSON.parse(created.stdout);
+  await cardIn(page, 'TODO', title).waitFor();
+  await run('curl', ['-s', '-X', 'PUT', `${BASE}/api/tasks/${task.id}`, '-H', `authorization: Bearer ${token}`,
+    '-H', 'if-match: "1"', '-H', 'content-type: application/json', '-d', '{"status":"DONE"}']);
+  await cardIn(page, 'DONE', title).waitFor();
+  await screenshot(page, '1-demo-board');
+  await context.close();
+});
+
+function header(headers, name) {
+  const key = Object.keys(headers ?? {}).find((k) => k.toLowerCase() === name);
+  return key ? headers[key] : undefined;
+}
+
+test('two contexts of one user: create, drag, edit and delete in one appear in the other', { skip, timeout: 60_000 }, async () => {
+  b = await open(await newContext());
+  c = await open(await newContext());
+  d = await open(await newContext());
+  await logIn(b, owner);
+  await logIn(c, owner);
+  await logIn(d, other);
+  // The other user has a task of their own, made in their board.
+  await d.fill('#new-task input[name="title"]', `Other's own ${suffix}`);
+  await d.click('#new-task button[type="submit"]');
+  await card(d, `Other's own ${suffix}`).waitFor();
+
+  // Create in B: it appears in C.
+  const title = `Write the report ${suffix}`;
+  await b.fill('#new-task input[name="title"]', title);
+  await b.fill('#new-task input[name="priority"]', '5');
+  await b.click('#new-task button[type="submit"]');
+  await cardIn(c, 'TODO', title).waitFor();
+
+  // Drag in C to "In progress": B follows.
+  await cardIn(c, 'TODO', title).dragTo(c.locator('.column[data-status="IN_PROGRESS"] .cards'));
+  await cardIn(b, 'IN_PROGRESS', title).waitFor();
+  await c.locator('.column[data-status="IN_PROGRESS"] .card:not(.pending)', { has: c.locator('.card-title', { hasText: title }) }).waitFor();
+
+  // Edit in B: C shows the new title.
+  await card(b, title).click();
+  await b.fill('#edit-form input[name="title"]', `${title} (edited)`);
+  await b.fill('#edit-form textarea[name="description"]', 'Numbers from Q3, then the summary.');
+  await b.click('#save-task');
+  await b.locator('#editor').waitFor({ state: 'hidden' });
+  await card(c, `${title} (edited)`).waitFor();
+  await screenshot(b, '2-two-contexts-b');
+  await screenshot(c, '2-two-contexts-c');
+
+  // Delete in C: gone from B.
+  const doomed = `Short-lived ${suffix}`;
+  await c.fill('#new-task input[name="title"]', doomed);
+  await c.click('#new-task button[type="submit"]');
+  await card(b, doomed).waitFor();
+  await card(c, doomed).click();
+  await c.click('#delete-task');
+  await card(b, doomed).waitFor({ state: 'detached' });
+  await card(c, doomed).waitFor({ state: 'detached' });
+
+  const tasks = await allTasks(ownerToken);
+  await converged(b, tasks);
+  await converged(c, tasks);
+});
+
+test('412 VERSION_MISMATCH: the editor shows the newer version and lets the user choose', { skip, timeout: 60_000 }, async () => {
+  const task = await api('POST', '/api/tasks', { token: ownerToken, body: { title: `Plan the trip ${suffix}`, priority: 2 } });
+  await card(b, task.title).waitFor();
+  await card(b, task.title).click();
+  await b.fill('#edit-form input[name="title"]', `Plan the trip (mine) ${suffix}`);
+  // Meanwhile, elsewhere:
+  const theirs = await api('PUT', `/api/tasks/${task.id}`, {
+    token: ownerToken,
+    ifMatch: 1,
+    body: { title: `Plan the trip (theirs) ${suffix}`, priority: 8 },
+  });
+  await b.locator('#changed-elsewhere').waitFor(); // the live event reached the open editor
+  await b.click('#save-task');
+  await b.locator('#conflict').waitFor();
+  assert.equal(await b.textContent('#newer-title'), theirs.title);
+  assert.equal(await b.textContent('#newer-priority'), '8');
+  assert.match(await b.textContent('#conflict-text'), /version 2/);
+  await screenshot(b, '3-version-mismatch');
+  // Theirs is in the board already; the form still holds the user's edit.
+  assert.equal(await b.inputValue('#edit-form input[name="title"]'), `Plan the trip (mine) ${suffix}`);
+  await b.click('#keep-mine');
+  await b.locator('#editor').waitFor({ state: 'hidden' });
+  // Only the field the user changed was written: the title theirs, the priority kept.
+  const final = await api('GET', `/api/tasks/${task.id}`, { token: ownerToken });
+  assert.equal(final.title, `Plan the trip (mine) ${suffix}`);
+  assert.equal(final.priority, 8);
+  assert.equal(final.version, 3);
+  await card(c, final.title).waitFor();
+});
+
+test('a ws-node killed -9 under both boards: each reconnects, resumes, and both converge with no duplicate', { skip, timeout: 120_000 }, async () => {
+  const made = [];
+  const outage = async (label) => {
+    // Changes while a node is down: created, updated, deleted through the
+    // API, and one through board B itself.
+    for (let i = 0; i < 3; i++) {
+      made.push(await api('POST', '/api/tasks', { token: ownerToken, body: { title: `${label} ${i} ${suffix}`, priority: i } }));
+    }
+    await api('PUT', `/api/tasks/${made.at(-1).id}`, { token: ownerToken, ifMatch: 1, body: { status: 'DONE' } });
+    await api('DELETE', `/api/tasks/${made.at(-2).id}`, { token: ownerToken });
+    await b.fill('#new-task input[name="title"]', `${label} from B ${suffix}`);
+    await b.click('#new-task button[type="submit"]');
+    await card(b, `${label} from B ${suffix}`).waitFor();
+    const tasks = await allTasks(ownerToken);
+    await converged(b, tasks);
+    await converged(c, tasks);
+    await assertNoDuplicates(b, tasks.map((t) => t.id));
+    await assertNoDuplicates(c, tasks.map((t) => t.id));
+  };
+  await b.evaluate(() => (window.__states = ['live']));
+  await c.evaluate(() => (window.__states = ['live']));
+
+  // Node 1 dies; its sockets move to node 2. Then node 1 is back and node
+  // 2 dies: every socket was on one of them, so both boards lose theirs.
+  await kill9('ws-node-1');
+  await outage('While ws-node-1 is down');
+  await startNode('ws-node-1');
+  await kill9('ws-node-2');
+  await outage('While ws-node-2 is down');
+  await screenshot(b, '4-after-ws-node-kills-b');
+  await screenshot(c, '4-after-ws-node-kills-c');
+
+  for (const [name, page] of [['B', b], ['C', c]]) {
+    const states = await page.evaluate(() => window.__states);
+    assert.ok(states.includes('reconnecting'), `board ${name} lost its socket and came back: ${states}`);
+    assert.equal(states.at(-1), 'live');
+  }
+  await startNode('ws-node-2');
+});
+
+test("another user's board never shows those tasks", { skip, timeout: 30_000 }, async () => {
+  const mine = await allTasks(other.token);
+  assert.equal(mine.length, 1);
+  await converged(d, mine);
+  await assertNoDuplicates(d, mine.map((t) => t.id));
+  const titles = await d.$$eval('.card-title', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(titles, [`Other's own ${suffix}`]);
+  await screenshot(d, '5-other-user-board');
+});
+
+test('logout in one tab moves the other tab of that session to the login screen (4001)', { skip, timeout: 60_000 }, async () => {
+  const context = await newContext();
+  const first = await open(context);
+  await logIn(first, owner);
+  // The second tab shares the first one's session (its token, in localStorage).
+  const second = await open(context);
+  await boardReady(second);
+  await first.click('#logout');
+  await first.locator('#login-view').waitFor();
+  assert.match(await first.textContent('#login-message'), /logged out/);
+  await second.locator('#login-view').waitFor();
+  assert.match(await second.textContent('#login-message'), /session has ended/);
+  assert.ok((await second.evaluate(() => window.__wsCloses)).includes(4001), 'the socket was closed with 4001');
+  assert.equal(await second.getAttribute('#connection', 'data-state'), 'offline');
+  await screenshot(second, '6-logged-out-elsewhere');
+  // The same user's other sessions (their own tokens) go on.
+  assert.equal(await b.getAttribute('#connection', 'data-state'), 'live');
+  const task = await api('POST', '/api/tasks', { token: ownerToken, body: { title: `After the logout ${suffix}` } });
+  await card(b, task.title).waitFor();
+  await context.close();
+});

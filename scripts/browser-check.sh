@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+#
+# scripts/browser-check.sh — the browser side, end to end: the client
+# library's unit tests (node --test, clients/js/test/unit), then the live
+# board in a real headless Chromium driven by Playwright
+# (clients/js/test/browser/board.test.js) against the local cluster, which
+# scripts/up.sh brings up on its own ports and state directory (2 api-nodes,
+# 2 ws-nodes, nginx serving the board at /).
+#
+# Installs what it needs when missing: node and npm, Debian's chromium, and
+# playwright-core from clients/js/test/browser/package-lock.json (npm ci;
+# Playwright never downloads a browser: it drives /usr/bin/chromium).
+# Screenshots of the board are kept in .local/browser-artifacts/; on failure
+# the cluster's logs go to .local/browser-check-failed/.
+#
+#   BUILD_PROFILE=debug (default)   which build the nodes come from
+#   BROWSER_NO_BUILD=1              use the binaries as they are (no cargo build)
+#   BROWSER_TIMEOUT=300             seconds for the browser tests, all of them
+#   CHROMIUM=/usr/bin/chromium
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+# shellcheck source=scripts/services.sh
+source "$REPO/scripts/services.sh"
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+
+export BUILD_PROFILE="${BUILD_PROFILE:-debug}"
+export CLUSTER_DIR="$REPO/.local/browser-$$"
+export PUBLIC_PORT=28080 API_BASE_PORT=28081 WS_BASE_PORT=28091 PG_PORT=35432 REDIS_PORT=36379
+export PROMETHEUS=0 API_NODES=2 WS_NODES=2
+PUBLIC="http://127.0.0.1:$PUBLIC_PORT"
+TESTS="$REPO/clients/js/test/browser"
+ARTIFACTS="$REPO/.local/browser-artifacts"
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+
+log() { printf '[browser-check] %s\n' "$*" >&2; }
+die() { printf '[browser-check] FAILED: %s\n' "$*" >&2; exit 1; }
+
+as_root() { if [[ "$(id -u)" == 0 ]]; then "$@"; else sudo -n "$@"; fi; }
+apt_install() {
+    log "installing $* (apt)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
+        { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
+}
+
+# --- what it needs ------------------------------------------------------------
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+((node_major >= 18)) || die "node $(node --version) is too old: the client needs Node >= 18"
+[[ -x "$CHROMIUM" ]] || apt_install chromium
+[[ -x "$CHROMIUM" ]] || die "no Chromium at $CHROMIUM"
+# npm ci only when the installed tree is not the lockfile's.
+if ! cmp -s "$TESTS/package-lock.json" "$TESTS/node_modules/.package-lock.json.ci" 2>/dev/null; then
+    log "npm ci (playwright-core, from $TESTS/package-lock.json)"
+    (cd "$TESTS" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    cp "$TESTS/package-lock.json" "$TESTS/node_modules/.package-lock.json.ci"
+fi
+
+# --- the client library's unit tests ------------------------------------------
+
+log "client library unit tests (node --test)"
+(cd clients/js && node --test test/unit/*.test.js) || die "the client library's unit tests"
+
+# --- the cluster --------------------------------------------------------------
+
+for port in $PUBLIC_PORT $API_BASE_PORT $((API_BASE_PORT + 1)) $WS_BASE_PORT $((WS_BASE_PORT + 1)) $PG_PORT $REDIS_PORT; do
+    port_in_use "$port" && die "127.0.0.1:$port is in use (another browser check running?)"
+done
+if [[ "${BROWSER_NO_BUILD:-}" == 1 && -x "target/$BUILD_PROFILE/api-node" && -x "target/$BUILD_PROFILE/ws-node" ]]; then
+    log "using the $BUILD_PROFILE binaries as they are"
+else
+    profile_flag=()
+    [[ $BUILD_PROFILE == release ]] && profile_flag=(--release)
+    log "building api-node and ws-node ($BUILD_PROFILE)"
+    cargo build "${profile_flag[@]}" --locked -p api-node -p ws-node
+fi
+
+mkdir -p "$CLUSTER_DIR" "$ARTIFACTS"
+rm -f "$ARTIFACTS"/*.png
+started=$SECONDS
+UP_NO_BUILD=1 bash scripts/up.sh >"$CLUSTER_DIR/up.log" 2>&1 &
+up_pid=$!
+# shellcheck disable=SC2317 # invoked via trap
+finish() {
+    local rc=$?
+    trap - EXIT
+    kill -TERM "$up_pid" 2>/dev/null || true
+    wait "$up_pid" 2>/dev/null || true
+    if ((rc != 0)); then
+        log "failed; the cluster's log:"
+        tail -n 30 "$CLUSTER_DIR/up.log" >&2 || true
+        rm -rf "$REPO/.local/browser-check-failed"
+        mkdir -p "$REPO/.local/browser-check-failed"
+        cp -r "$CLUSTER_DIR/logs" "$CLUSTER_DIR/run/nginx" "$CLUSTER_DIR"/*.log "$REPO/.local/browser-check-failed/" 2>/dev/null || true
+        rm -rf "$REPO/.local/browser-check-failed/nginx/www"
+        log "logs kept in .local/browser-check-failed/, screenshots in .local/browser-artifacts/"
+    fi
+    rm -rf "$CLUSTER_DIR"
+    exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for ((i = 0; i < 900; i++)); do
+    curl -fsS -o /dev/null "$PUBLIC/openapi.json" 2>/dev/null && grep -q "Stop:" "$CLUSTER_DIR/up.log" && break
+    kill -0 "$up_pid" 2>/dev/null || die "scripts/up.sh exited (see $CLUSTER_DIR/up.log)"
+    sleep 0.2
+done
+curl -fsS -o /dev/null "$PUBLIC/openapi.json" || die "the cluster did not come up"
+board_html=$(curl -fsS "$PUBLIC/") && [[ $board_html == *'<title>Tasks'* ]] || die "nginx does not serve the board at $PUBLIC/"
+log "cluster up behind $PUBLIC in $((SECONDS - started)) s; the browser tests"
+
+# --- the browser tests --------------------------------------------------------
+
+BOARD_URL="$PUBLIC/" RUN_DIR="$CLUSTER_DIR/run" CLUSTER_ENV="$CLUSTER_DIR/env" \
+    ARTIFACTS="$ARTIFACTS" CHROMIUM="$CHROMIUM" REPO="$REPO" \
+    timeout --kill-after=10 "${BROWSER_TIMEOUT:-300}" \
+    node --test "$TESTS/board.test.js" || die "the browser tests (screenshots in .local/browser-artifacts/)"
+log "passed in $((SECONDS - started)) s; screenshots in .local/browser-artifacts/"
