@@ -5,11 +5,12 @@
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
+use shared::background::Background;
 use shared::redis_keys::RedisKeys;
 use shared::revocation::{self, Revocations};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::cache::TaskCache;
 use crate::config::Config;
@@ -24,9 +25,12 @@ use shared::redis_conn::RedisConn;
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
-    /// Tells the background tasks (relay, revocation feeds) to stop.
-    stop: watch::Sender<bool>,
+    /// The relay, the revocation feeds and the publisher's helpers.
+    background: Background,
 }
+
+/// How long shutdown waits for the background tasks once requests are done.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
 
 impl Application {
     /// Connects (lazily: the node starts even if PostgreSQL or Redis is
@@ -45,7 +49,7 @@ impl Application {
         );
         let (publisher, published) = Publisher::new(redis.clone(), keys.clone(), cache.clone());
         let revocations = Arc::new(Revocations::default());
-        let (stop, stopped) = watch::channel(false);
+        let background = Background::new();
 
         revocation::load(&revocations, &pool, config.db_timeout).await;
         revocation::spawn_sync(
@@ -53,22 +57,24 @@ impl Application {
             pool.clone(),
             redis_client,
             keys.clone(),
-            stopped.clone(),
+            &background,
         );
-        tokio::spawn(publisher::run_marker(pool.clone(), published));
-        tokio::spawn(publisher.clone().run_retries());
+        // These two end by themselves once the node's last handle on the
+        // publisher is gone (after the relay has stopped).
+        background.spawn(publisher::run_marker(pool.clone(), published));
+        background.spawn(publisher.clone().run_retries());
         let limit_window = config
             .email_limit
             .window
             .max(config.client_limit.window)
             .max(config.register_limit.window);
-        tokio::spawn(relay::run(
+        background.spawn(relay::run(
             pool.clone(),
             publisher.clone(),
             config.relay_interval,
             config.relay_grace,
             limit_window,
-            stopped,
+            background.stopping(),
         ));
 
         let listener = TcpListener::bind(config.listen_addr).await?;
@@ -90,7 +96,7 @@ impl Application {
         Ok(Self {
             listener,
             state,
-            stop,
+            background,
         })
     }
 
@@ -107,7 +113,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "api-node listening");
         server::serve(self.listener, self.state, shutdown).await;
-        let _ = self.stop.send(true);
+        self.background.shutdown(BACKGROUND_GRACE).await;
         Ok(())
     }
 }

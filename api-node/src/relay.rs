@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::db::{login_failures, register_attempts, task_events};
 use crate::error::ApiError;
@@ -24,21 +24,21 @@ const PRUNE_EVERY: Duration = Duration::from_secs(300);
 /// clock runs behind the database's.
 const KEEP_REVOKED_PAST_EXPIRY: Duration = Duration::from_secs(3600);
 
-/// Runs until `stop` fires.
+/// Runs until `stop` is cancelled.
 pub async fn run(
     pool: Pool,
     publisher: Publisher,
     interval: Duration,
     grace: Duration,
     limit_window: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(interval);
     let mut last_prune = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
         loop {
             match relay_once(&pool, &publisher, grace).await {

@@ -15,7 +15,10 @@
 //! - [`time`]: the contract's timestamp format.
 //! - [`telemetry`]: tracing set-up (plain or JSON logs).
 //! - [`shutdown`]: the SIGTERM / Ctrl-C signal both binaries drain on.
+//! - [`background`]: a node's long-lived tasks, tracked, stopped and awaited
+//!   one way.
 
+pub mod background;
 pub mod error_body;
 pub mod events;
 pub mod jwt;

@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
+use crate::background::Background;
 use crate::redis_keys::RedisKeys;
 
 /// How often PostgreSQL is polled: the contract's "within one second".
@@ -185,24 +186,24 @@ pub async fn load(revocations: &Revocations, pool: &Pool, within: Duration) -> b
     }
 }
 
-/// Keeps `revocations` current until `stop` fires: follows PostgreSQL and
-/// the Redis channel.
+/// Keeps `revocations` current until the node stops: follows PostgreSQL
+/// and the Redis channel.
 pub fn spawn_sync(
     revocations: Arc<Revocations>,
     pool: Pool,
     redis: redis::Client,
     keys: RedisKeys,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    background: &Background,
 ) {
     let poll_set = revocations.clone();
-    let mut poll_stop = stop.clone();
-    tokio::spawn(async move {
+    let (poll_stop, stop) = (background.stopping(), background.stopping());
+    background.spawn(async move {
         let mut watermark = DateTime::<Utc>::UNIX_EPOCH;
         let mut tick = tokio::time::interval(POLL_EVERY);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = poll_stop.changed() => return,
+                _ = poll_stop.cancelled() => return,
             }
             match fetch_since(&pool, watermark).await {
                 Ok((found, polled_at)) => {
@@ -219,7 +220,7 @@ pub fn spawn_sync(
         }
     });
 
-    tokio::spawn(async move {
+    background.spawn(async move {
         let channel = keys.revocations_channel();
         loop {
             let follow = async {
@@ -240,11 +241,11 @@ pub fn spawn_sync(
                         warn!(error = %err, "revocation channel lost; reconnecting");
                     }
                 }
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             }
         }
     });

@@ -11,11 +11,13 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use shared::background::Background;
 use shared::redis_conn::RedisConn;
 use shared::redis_keys::RedisKeys;
 use shared::revocation::{self, Revocations};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::fanout::Fanout;
@@ -30,9 +32,13 @@ use crate::{broker, front};
 pub struct Application {
     listener: TcpListener,
     state: Arc<NodeState>,
-    /// Stops the broker and the revocation feeds.
-    stop: watch::Sender<bool>,
+    /// The broker, the revocation feeds, gap fills: stopped and awaited
+    /// once the sockets are closed.
+    background: Background,
 }
+
+/// How long shutdown waits for the background tasks once sockets are closed.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
 
 impl Application {
     /// Connects lazily, binds, and starts the background tasks.
@@ -51,9 +57,9 @@ impl Application {
         let history = History::new(pool.clone(), redis.clone(), keys.clone());
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
         let hub = Arc::new(Hub::new(config.queue_len, interest_tx));
-        let fanout = Fanout::new(hub.clone(), history.clone());
+        let background = Background::new();
+        let fanout = Fanout::new(hub.clone(), history.clone(), background.clone());
         let revocations = Arc::new(Revocations::default());
-        let (stop, stopped) = watch::channel(false);
 
         revocation::load(&revocations, &pool, config.db_timeout).await;
         revocation::spawn_sync(
@@ -61,20 +67,20 @@ impl Application {
             pool.clone(),
             redis_client.clone(),
             keys.clone(),
-            stopped.clone(),
+            &background,
         );
-        tokio::spawn(close_revoked(
+        background.spawn(close_revoked(
             hub.clone(),
             revocations.clone(),
             revocations.subscribe(),
-            stopped.clone(),
+            background.stopping(),
         ));
-        tokio::spawn(broker::run(
+        background.spawn(broker::run(
             redis_client,
             keys,
             Arc::new(fanout),
             interest_rx,
-            stopped,
+            background.stopping(),
         ));
 
         let listener = TcpListener::bind(config.listen_addr).await?;
@@ -91,7 +97,7 @@ impl Application {
         Ok(Self {
             listener,
             state,
-            stop,
+            background,
         })
     }
 
@@ -150,7 +156,7 @@ impl Application {
         while hub.open_connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let _ = self.stop.send(true);
+        self.background.shutdown(BACKGROUND_GRACE).await;
         Ok(())
     }
 }
@@ -163,7 +169,7 @@ async fn close_revoked(
     hub: Arc<Hub>,
     revocations: Arc<Revocations>,
     mut revoked: broadcast::Receiver<uuid::Uuid>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     loop {
         tokio::select! {
@@ -175,7 +181,7 @@ async fn close_revoked(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use shared::redis_keys::RedisKeys;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
@@ -32,13 +33,13 @@ pub trait EventSink: Send + Sync + 'static {
     fn reconnected(&self);
 }
 
-/// Runs until `stop` fires or the interest channel closes.
+/// Runs until `stop` is cancelled or the interest channel closes.
 pub async fn run(
     client: redis::Client,
     keys: RedisKeys,
     sink: Arc<dyn EventSink>,
     mut interest: mpsc::UnboundedReceiver<Interest>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let channel = |user: &Uuid| keys.user_events_channel(*user);
     // The channels this node should be subscribed to; survives reconnects.
@@ -49,7 +50,7 @@ pub async fn run(
     loop {
         let pubsub = tokio::select! {
             pubsub = client.get_async_pubsub() => pubsub,
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         };
         let (mut sink_half, mut stream) = match pubsub {
             Ok(pubsub) => pubsub.split(),
@@ -62,7 +63,7 @@ pub async fn run(
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => return,
+                    _ = stop.cancelled() => return,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
@@ -128,7 +129,7 @@ pub async fn run(
                         break;
                     }
                 },
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             }
         }
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
+use shared::background::Background;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -49,6 +50,8 @@ struct Inner {
     lanes: DashMap<Uuid, Lane>,
     /// Bounds the fills running at once.
     fills: Semaphore,
+    /// Where fills run: tracked, and cut short when the node stops.
+    background: Background,
 }
 
 /// One user's gap being filled.
@@ -62,15 +65,27 @@ struct Lane {
 
 impl Fanout {
     /// A coordinator over this hub and history.
-    pub fn new(hub: Arc<Hub>, history: History) -> Self {
+    pub fn new(hub: Arc<Hub>, history: History, background: Background) -> Self {
         Self {
             inner: Arc::new(Inner {
                 hub,
                 history,
                 lanes: DashMap::new(),
                 fills: Semaphore::new(PARALLEL_FILLS),
+                background,
             }),
         }
+    }
+
+    /// Runs `task` in the background until it ends or the node stops.
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let stop = self.inner.background.stopping();
+        self.inner.background.spawn(async move {
+            tokio::select! {
+                _ = task => {}
+                _ = stop.cancelled() => {}
+            }
+        });
     }
 
     /// Opens a lane for `user` (or widens an open one) and starts its fill.
@@ -88,7 +103,7 @@ impl Fanout {
                     waiting: waiting.into_iter().collect(),
                     target,
                 });
-                tokio::spawn(self.inner.clone().fill(user));
+                self.spawn(self.inner.clone().fill(user));
             }
         }
     }
@@ -130,7 +145,7 @@ impl EventSink for Fanout {
     }
 
     fn reconnected(&self) {
-        tokio::spawn(self.clone().catch_up());
+        self.spawn(self.clone().catch_up());
     }
 }
 
