@@ -18,8 +18,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use shared::redis_keys::RedisKeys;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::hub::{Event, Interest};
