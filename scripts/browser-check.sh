@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 #
-# scripts/browser-check.sh — the browser side, end to end: the client
-# library's unit tests (node --test, clients/js/test/unit), then the live
-# board in a real headless Chromium driven by Playwright
-# (clients/js/test/browser/board.test.js) against the local cluster, which
-# scripts/up.sh brings up on its own ports and state directory (2 api-nodes,
-# 2 ws-nodes, nginx serving the board at /).
+# scripts/browser-check.sh — the browser side, end to end. First the client
+# library alone: its unit tests (node --test, clients/js/test/unit) and its
+# TypeScript declarations checked against an app's use of it
+# (clients/js/test/types). Then, against the local cluster (scripts/up.sh on
+# its own ports and state directory: 2 api-nodes, 2 ws-nodes, nginx serving
+# the board at /): the library in Node (clients/js/test/integration) and the
+# live board in a real headless Chromium driven by Playwright
+# (clients/js/test/browser/board.test.js).
 #
 # Installs what it needs when missing: node and npm, Debian's chromium, and
-# playwright-core from clients/js/test/browser/package-lock.json (npm ci;
-# Playwright never downloads a browser: it drives /usr/bin/chromium).
+# playwright-core and typescript from clients/js/test/browser/package-lock.json
+# (npm ci; Playwright never downloads a browser: it drives /usr/bin/chromium).
 # Screenshots of the board are kept in .local/browser-artifacts/; on failure
 # the cluster's logs go to .local/browser-check-failed/.
 #
@@ -57,7 +59,7 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 [[ -x "$CHROMIUM" ]] || die "no Chromium at $CHROMIUM"
 # npm ci only when the installed tree is not the lockfile's.
 if ! cmp -s "$TESTS/package-lock.json" "$TESTS/node_modules/.package-lock.json.ci" 2>/dev/null; then
-    log "npm ci (playwright-core, from $TESTS/package-lock.json)"
+    log "npm ci (playwright-core, typescript: $TESTS/package-lock.json)"
     (cd "$TESTS" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
     cp "$TESTS/package-lock.json" "$TESTS/node_modules/.package-lock.json.ci"
 fi
@@ -66,6 +68,9 @@ fi
 
 log "client library unit tests (node --test)"
 (cd clients/js && node --test test/unit/*.test.js) || die "the client library's unit tests"
+log "client library declarations (tsc --noEmit --strict test/types/usage.ts)"
+(cd clients/js && "$TESTS/node_modules/.bin/tsc" --noEmit --strict --target es2022 --module esnext \
+    --moduleResolution bundler test/types/usage.ts) || die "index.d.ts does not type-check an app's use of the library"
 
 # --- the cluster --------------------------------------------------------------
 
@@ -77,8 +82,10 @@ if [[ "${BROWSER_NO_BUILD:-}" == 1 && -x "target/$BUILD_PROFILE/api-node" && -x 
 else
     profile_flag=()
     [[ $BUILD_PROFILE == release ]] && profile_flag=(--release)
+    # The same packages as cluster-check.sh builds: the same features, so
+    # after it this build has nothing to do.
     log "building api-node and ws-node ($BUILD_PROFILE)"
-    cargo build "${profile_flag[@]}" --locked -p api-node -p ws-node
+    cargo build "${profile_flag[@]}" --locked -p api-node -p ws-node -p loadgen
 fi
 
 mkdir -p "$CLUSTER_DIR" "$ARTIFACTS"
@@ -115,7 +122,17 @@ for ((i = 0; i < 900; i++)); do
 done
 curl -fsS -o /dev/null "$PUBLIC/openapi.json" || die "the cluster did not come up"
 board_html=$(curl -fsS "$PUBLIC/") && [[ $board_html == *'<title>Tasks'* ]] || die "nginx does not serve the board at $PUBLIC/"
-log "cluster up behind $PUBLIC in $((SECONDS - started)) s; the browser tests"
+log "cluster up behind $PUBLIC in $((SECONDS - started)) s; the library in Node, then the board in Chromium"
+
+# --- the library in Node, against the cluster -------------------------------
+
+# Node 22 has a global WebSocket; Node 20 has it behind a flag.
+node_flags=()
+if [[ $(node -p 'typeof WebSocket') != function ]] && node --experimental-websocket -e '' 2>/dev/null; then
+    node_flags=(--experimental-websocket)
+fi
+BOARD_URL="$PUBLIC/" timeout --kill-after=10 60 \
+    node "${node_flags[@]}" --test "$REPO/clients/js/test/integration/node.test.js" || die "the client library in Node against the cluster"
 
 # --- the browser tests --------------------------------------------------------
 

@@ -113,19 +113,35 @@ function cardIn(page, status, title) {
   return page.locator(`.column[data-status="${status}"] .card`, { has: page.locator('.card-title', { hasText: title }) });
 }
 
+// In that column with no write of this page in flight (a drag shows the
+// card in its new column before the server has answered).
+function settledIn(page, status, title) {
+  return page.locator(`.column[data-status="${status}"] .card:not(.pending)`, { has: page.locator('.card-title', { hasText: title }) });
+}
+
 // Until the board shows exactly `tasks` (ids, statuses, versions), live.
 async function converged(page, tasks) {
   const expected = tasks.map(({ id, status, version }) => ({ id, status, version: String(version) }));
-  await page.waitForFunction((expected) => {
-    if (document.getElementById('connection').dataset.state !== 'live') return false;
-    const cards = [...document.querySelectorAll('.card')];
-    if (cards.length !== expected.length) return false;
-    const byId = new Map(cards.map((c) => [c.dataset.taskId, c]));
-    return expected.every((t) => {
-      const c = byId.get(t.id);
-      return c && c.dataset.version === t.version && c.closest('.column').dataset.status === t.status;
-    });
-  }, expected);
+  await page.waitForFunction(converges, expected).catch(async (error) => {
+    const shown = await page.evaluate(() => ({
+      state: document.getElementById('connection').dataset.state,
+      cards: [...document.querySelectorAll('.card')].map((c) => `${c.dataset.taskId.slice(0, 8)} ${c.closest('.column').dataset.status} v${c.dataset.version}`),
+    }));
+    const want = expected.map((t) => `${t.id.slice(0, 8)} ${t.status} v${t.version}`);
+    throw new Error(`${error.message}\nthe board (${shown.state}): ${shown.cards.sort().join(', ')}\nexpected: ${want.sort().join(', ')}`);
+  });
+}
+
+// Runs in the page.
+function converges(expected) {
+  if (document.getElementById('connection').dataset.state !== 'live') return false;
+  const cards = [...document.querySelectorAll('.card')];
+  if (cards.length !== expected.length) return false;
+  const byId = new Map(cards.map((c) => [c.dataset.taskId, c]));
+  return expected.every((t) => {
+    const c = byId.get(t.id);
+    return c && c.dataset.version === t.version && c.closest('.column').dataset.status === t.status;
+  });
 }
 
 // Every card id once, exactly the ids given.
@@ -242,6 +258,30 @@ test('the demo account logs in from the prefilled form; a change made with curl 
   await context.close();
 });
 
+test('a new user creates an account on the board and sees a change made with curl appear live', { skip, timeout: 60_000 }, async () => {
+  const context = await newContext();
+  const page = await open(context);
+  await page.locator('#login-view').waitFor();
+  await page.click('#mode-toggle');
+  const email = `newcomer-${suffix}@example.com`;
+  await page.fill('#login-form input[name="email"]', email);
+  await page.fill('#login-form input[name="password"]', 'newcomer-password');
+  await page.fill('#login-form input[name="name"]', 'Newcomer');
+  await page.click('#login-submit');
+  await boardReady(page);
+  assert.equal(await page.textContent('#user-name'), 'Newcomer');
+  assert.equal(await page.locator('.card').count(), 0);
+
+  const login = await run('curl', ['-s', '-X', 'POST', `${BASE}/api/auth/login`, '-H', 'content-type: application/json',
+    '-d', JSON.stringify({ email, password: 'newcomer-password' })]);
+  const token = JSON.parse(login.stdout).token;
+  await run('curl', ['-s', '-X', 'POST', `${BASE}/api/tasks`, '-H', `authorization: Bearer ${token}`,
+    '-H', 'content-type: application/json', '-d', '{"title":"Hello from curl","status":"IN_PROGRESS"}']);
+  await cardIn(page, 'IN_PROGRESS', 'Hello from curl').waitFor();
+  await screenshot(page, '1-new-user-board');
+  await context.close();
+});
+
 function header(headers, name) {
   const key = Object.keys(headers ?? {}).find((k) => k.toLowerCase() === name);
   return key ? headers[key] : undefined;
@@ -269,7 +309,7 @@ test('two contexts of one user: create, drag, edit and delete in one appear in t
   // Drag in C to "In progress": B follows.
   await cardIn(c, 'TODO', title).dragTo(c.locator('.column[data-status="IN_PROGRESS"] .cards'));
   await cardIn(b, 'IN_PROGRESS', title).waitFor();
-  await c.locator('.column[data-status="IN_PROGRESS"] .card:not(.pending)', { has: c.locator('.card-title', { hasText: title }) }).waitFor();
+  await settledIn(c, 'IN_PROGRESS', title).waitFor();
 
   // Edit in B: C shows the new title.
   await card(b, title).click();
@@ -324,6 +364,74 @@ test('412 VERSION_MISMATCH: the editor shows the newer version and lets the user
   assert.equal(final.priority, 8);
   assert.equal(final.version, 3);
   await card(c, final.title).waitFor();
+});
+
+test('a bad network between board and ws-node: duplicates and a lost event show each card once; a stale drag is answered kindly', { skip, timeout: 60_000 }, async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on('pageerror', (error) => pageErrors.push(error));
+  // Playwright sits between the page and the ws-node: every frame passes
+  // through here, where events can be doubled, lost or held back.
+  const network = { mode: 'pass', dropNext: false, held: [], route: null };
+  await page.routeWebSocket(/\/ws\/updates/, (ws) => {
+    const server = ws.connectToServer();
+    network.route = ws;
+    ws.onMessage((message) => server.send(message));
+    server.onMessage((message) => {
+      const event = typeof message === 'string' && /"type":"TASK_/.test(message);
+      if (!event) return ws.send(message);
+      if (network.mode === 'hold') return network.held.push(message);
+      if (network.dropNext) {
+        network.dropNext = false;
+        return;
+      }
+      ws.send(message);
+      if (network.mode === 'duplicate') ws.send(message);
+    });
+  });
+  await page.goto(BOARD_URL);
+  await logIn(page, owner);
+
+  // Every event twice: each card still once.
+  network.mode = 'duplicate';
+  const doubled = [];
+  for (let i = 0; i < 3; i++) {
+    doubled.push(await api('POST', '/api/tasks', { token: ownerToken, body: { title: `Doubled ${i} ${suffix}` } }));
+  }
+  await converged(page, await allTasks(ownerToken));
+
+  // One event lost: the next one shows the gap, the client resubscribes
+  // with since, and the replay brings the lost one (no reload happens).
+  network.dropNext = true;
+  const lost = await api('POST', '/api/tasks', { token: ownerToken, body: { title: `Lost on the way ${suffix}` } });
+  const next = await api('POST', '/api/tasks', { token: ownerToken, body: { title: `Shows the gap ${suffix}` } });
+  await card(page, next.title).waitFor();
+  await card(page, lost.title).waitFor();
+  const tasks = await allTasks(ownerToken);
+  await converged(page, tasks);
+  await assertNoDuplicates(page, tasks.map((t) => t.id));
+
+  // Events held back: the board still shows version 1 when it is dragged.
+  network.mode = 'hold';
+  await api('PUT', `/api/tasks/${lost.id}`, { token: ownerToken, ifMatch: 1, body: { priority: 7 } });
+  await card(page, lost.title).dragTo(page.locator('.column[data-status="DONE"] .cards'));
+  await page.locator('#toast').waitFor();
+  const text = await page.textContent('#toast .toast-text');
+  assert.match(text, /changed elsewhere \(now version 2: To do, priority 7\)/);
+  assert.match(text, /not moved to Done/);
+  await settledIn(page, 'TODO', lost.title).waitFor(); // back where the server has it
+  await screenshot(page, '3-stale-drag');
+  await page.click('#toast .toast-action'); // "Move to Done anyway"
+  await settledIn(page, 'DONE', lost.title).waitFor();
+  // Let the held events through, late and in order: they change nothing.
+  network.mode = 'pass';
+  for (const message of network.held.splice(0)) network.route.send(message);
+  const final = await allTasks(ownerToken);
+  await converged(page, final);
+  await assertNoDuplicates(page, final.map((t) => t.id));
+  assert.equal(final.find((t) => t.id === lost.id).version, 3);
+  await context.close();
 });
 
 test('a ws-node killed -9 under both boards: each reconnects, resumes, and both converge with no duplicate', { skip, timeout: 120_000 }, async () => {
