@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -23,6 +23,7 @@ const WAIT = 20_000;
 
 let browser;
 const pageErrors = [];
+const consoleErrors = [];
 
 // --- helpers -------------------------------------------------------------------
 
@@ -78,6 +79,18 @@ function instrument() {
   });
 }
 
+// Uncaught errors fail the run; console errors are kept in ARTIFACTS
+// (a refused connect while a node is down, a 412 are expected there), and
+// a Content-Security-Policy refusal fails the run too.
+function watch(page) {
+  page.on('pageerror', (error) => pageErrors.push(error));
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    consoleErrors.push(`${page.url()}: ${message.text()}`);
+    if (/Content.Security.Policy/i.test(message.text())) pageErrors.push(new Error(message.text()));
+  });
+}
+
 async function newContext() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await context.addInitScript(instrument);
@@ -87,7 +100,7 @@ async function newContext() {
 async function open(context) {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
-  page.on('pageerror', (error) => pageErrors.push(error));
+  watch(page);
   await page.goto(BOARD_URL);
   return page;
 }
@@ -213,6 +226,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  if (ARTIFACTS) await writeFile(path.join(ARTIFACTS, 'console-errors.txt'), consoleErrors.join('\n') + '\n');
   assert.deepEqual(pageErrors.map(String), [], 'no uncaught error in any page');
 });
 
@@ -220,7 +234,7 @@ test('the demo account logs in from the prefilled form; a change made with curl 
   const context = await newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
-  page.on('pageerror', (error) => pageErrors.push(error));
+  watch(page);
   // The WebSocket upgrade as the browser saw it (Chrome DevTools Protocol).
   const cdp = await context.newCDPSession(page);
   await cdp.send('Network.enable');
@@ -370,7 +384,7 @@ test('a bad network between board and ws-node: duplicates and a lost event show 
   const context = await newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
-  page.on('pageerror', (error) => pageErrors.push(error));
+  watch(page);
   // Playwright sits between the page and the ws-node: every frame passes
   // through here, where events can be doubled, lost or held back.
   const network = { mode: 'pass', dropNext: false, held: [], route: null };
