@@ -160,9 +160,10 @@ if [[ -z "${SKIP_SCHEMATHESIS:-}" ]]; then
     fi
 fi
 
-echo "[test] cargo test --workspace --locked $*" >&2
+echo "[test] cargo test --workspace --locked --no-fail-fast $*" >&2
 status=0
-cargo test --workspace --locked "$@" || status=$?
+# --no-fail-fast: one failing test binary must not hide the others.
+cargo test --workspace --locked --no-fail-fast "$@" || status=$?
 if ((status == 0)); then
     echo "[test] all tests passed" >&2
 else

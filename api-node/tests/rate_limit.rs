@@ -374,7 +374,9 @@ async fn successes_within_a_storm_do_not_count_once_they_are_known() {
     .await;
     let user = app.register().await;
     // A burst of right passwords: in flight, each holds a place under the
-    // limit (nothing is known before its hash), so at most 3 are evaluated.
+    // limit (nothing is known before its hash), so at most 3 are evaluated
+    // at a time; a success gives its place back once answered, so on a slow
+    // machine a later one of the burst may take it (hence no upper bound).
     let burst = (0..12)
         .map(|_| {
             (
@@ -386,7 +388,7 @@ async fn successes_within_a_storm_do_not_count_once_they_are_known() {
     let replies = at_once(&app, "/api/auth/login", burst).await;
     let counts = tally(&replies, 900);
     let ok = counts.get(&200).copied().unwrap_or(0);
-    assert!((1..=3).contains(&ok), "{counts:?}");
+    assert!(ok >= 1, "{counts:?}");
     assert_eq!(
         ok + counts.get(&429).copied().unwrap_or(0),
         12,
