@@ -62,6 +62,7 @@ async function allTasks(token) {
 function instrument() {
   window.__states = [];
   window.__wsCloses = [];
+  window.__everShown = []; // the id of every card ever put in the page
   const Native = window.WebSocket;
   window.WebSocket = class extends Native {
     constructor(...args) {
@@ -76,6 +77,14 @@ function instrument() {
     };
     note();
     new MutationObserver(note).observe(indicator, { attributes: true, attributeFilter: ['data-state'] });
+    new MutationObserver((mutations) => {
+      for (const mutation of mutations) {
+        for (const node of mutation.addedNodes) {
+          const id = node.dataset?.taskId;
+          if (id && !window.__everShown.includes(id)) window.__everShown.push(id);
+        }
+      }
+    }).observe(document.body, { childList: true, subtree: true });
   });
 }
 
@@ -495,6 +504,10 @@ test("another user's board never shows those tasks", { skip, timeout: 30_000 }, 
   await assertNoDuplicates(d, mine.map((t) => t.id));
   const titles = await d.$$eval('.card-title', (els) => els.map((e) => e.textContent));
   assert.deepEqual(titles, [`Other's own ${suffix}`]);
+  // Not now, and not at any moment while the owner's boards were busy.
+  assert.deepEqual(await d.evaluate(() => window.__everShown), mine.map((t) => t.id));
+  const owners = new Set((await allTasks(ownerToken)).map((t) => t.id));
+  assert.ok(owners.size > 10, `the owner has tasks (${owners.size})`);
   await screenshot(d, '5-other-user-board');
 });
 
