@@ -54,7 +54,8 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     apt_install nodejs npm
 fi
 node_major=$(node -p 'process.versions.node.split(".")[0]')
-((node_major >= 18)) || die "node $(node --version) is too old: the client needs Node >= 18"
+# The library itself needs 18; playwright-core needs 20.
+((node_major >= 20)) || die "node $(node --version) is too old: the browser tests need Node >= 20 (playwright-core)"
 [[ -x "$CHROMIUM" ]] || apt_install chromium
 [[ -x "$CHROMIUM" ]] || die "no Chromium at $CHROMIUM"
 # npm ci only when the installed tree is not the lockfile's.
