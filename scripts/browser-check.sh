@@ -31,9 +31,7 @@ fi
 
 export BUILD_PROFILE="${BUILD_PROFILE:-debug}"
 export CLUSTER_DIR="$REPO/.local/browser-$$"
-export PUBLIC_PORT=28080 API_BASE_PORT=28081 WS_BASE_PORT=28091 PG_PORT=35432 REDIS_PORT=36379
 export PROMETHEUS=0 API_NODES=2 WS_NODES=2
-PUBLIC="http://127.0.0.1:$PUBLIC_PORT"
 TESTS="$REPO/clients/js/test/browser"
 ARTIFACTS="$REPO/.local/browser-artifacts"
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
@@ -75,9 +73,23 @@ log "client library declarations (tsc --noEmit --strict test/types/usage.ts)"
 
 # --- the cluster --------------------------------------------------------------
 
-for port in $PUBLIC_PORT $API_BASE_PORT $((API_BASE_PORT + 1)) $WS_BASE_PORT $((WS_BASE_PORT + 1)) $PG_PORT $REDIS_PORT; do
-    port_in_use "$port" && die "127.0.0.1:$port is in use (another browser check running?)"
-done
+# Ports of its own, free now: another check (this one in another clone, the
+# cluster check) may be running on this machine. A block of seven: nginx,
+# PG, Redis, two api-nodes, two ws-nodes; between the cluster check's fixed
+# ports and the kernel's ephemeral range (32768 up).
+pick_ports() {
+    local try base p
+    for ((try = 0; try < 50; try++)); do
+        base=$((27000 + (RANDOM % 576) * 10))
+        for p in 0 1 2 3 4 5 6; do port_in_use $((base + p)) && continue 2; done
+        export PUBLIC_PORT=$base PG_PORT=$((base + 1)) REDIS_PORT=$((base + 2))
+        export API_BASE_PORT=$((base + 3)) WS_BASE_PORT=$((base + 5))
+        return 0
+    done
+    return 1
+}
+pick_ports || die "no block of free ports found"
+PUBLIC="http://127.0.0.1:$PUBLIC_PORT"
 if [[ "${BROWSER_NO_BUILD:-}" == 1 && -x "target/$BUILD_PROFILE/api-node" && -x "target/$BUILD_PROFILE/ws-node" ]]; then
     log "using the $BUILD_PROFILE binaries as they are"
 else

@@ -457,6 +457,58 @@ test('a bad network between board and ws-node: duplicates and a lost event show 
   await context.close();
 });
 
+test('RESYNC_REQUIRED from the server: the board refetches its tasks, deletions included', { skip, timeout: 60_000 }, async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  watch(page);
+  // Between page and node: events can be lost, and the `since` of a
+  // resubscription pushed past the latest seq, which the contract answers
+  // with RESYNC_REQUIRED (as when too many events were missed).
+  const network = { lose: false, future: false, resyncs: 0, route: null };
+  await page.routeWebSocket(/\/ws\/updates/, (ws) => {
+    const server = ws.connectToServer();
+    network.route = ws;
+    ws.onMessage((message) => {
+      if (network.future && typeof message === 'string' && message.includes('"since"')) {
+        message = JSON.stringify({ ...JSON.parse(message), since: 1e12 });
+      }
+      server.send(message);
+    });
+    server.onMessage((message) => {
+      if (typeof message === 'string' && message.includes('"RESYNC_REQUIRED"')) network.resyncs += 1;
+      if (network.lose && typeof message === 'string' && /"type":"TASK_/.test(message)) return;
+      ws.send(message);
+    });
+  });
+  await page.goto(BOARD_URL);
+  await logIn(page, owner);
+  const before = await allTasks(ownerToken);
+
+  // Changes the board never hears of.
+  network.lose = true;
+  const added = await api('POST', '/api/tasks', { token: ownerToken, body: { title: `Missed while away ${suffix}`, status: 'DONE' } });
+  const gone = before.find((t) => t.title.startsWith('Doubled 0'));
+  await api('DELETE', `/api/tasks/${gone.id}`, { token: ownerToken });
+  const changed = before.find((t) => t.title.startsWith('Doubled 1'));
+  await api('PUT', `/api/tasks/${changed.id}`, { token: ownerToken, body: { status: 'IN_PROGRESS' } });
+  await card(page, gone.title).waitFor(); // still shown: nothing reached the board
+
+  // The socket drops; the resubscription gets RESYNC_REQUIRED; the board reloads.
+  network.lose = false;
+  network.future = true;
+  await page.evaluate(() => (window.__states = ['live']));
+  await network.route.close({ code: 1001, reason: 'going away' });
+  const tasks = await allTasks(ownerToken);
+  await converged(page, tasks);
+  await assertNoDuplicates(page, tasks.map((t) => t.id));
+  assert.equal(network.resyncs, 1);
+  await settledIn(page, 'DONE', added.title).waitFor();
+  await card(page, gone.title).waitFor({ state: 'detached' });
+  assert.ok((await page.evaluate(() => window.__states)).includes('reconnecting'));
+  await context.close();
+});
+
 test('a ws-node killed -9 under both boards: each reconnects, resumes, and both converge with no duplicate', { skip, timeout: 120_000 }, async () => {
   const made = [];
   const outage = async (label) => {
