@@ -134,6 +134,8 @@ for ((i = 0; i < 900; i++)); do
     sleep 0.2
 done
 curl -fsS -o /dev/null "$PUBLIC/openapi.json" || die "the cluster did not come up"
+# The URL up.sh prints is where the tests (and a person) open the board.
+grep -qF "Live board: $PUBLIC/ " "$CLUSTER_DIR/up.log" || die "scripts/up.sh does not print the board's URL ($PUBLIC/)"
 board_html=$(curl -fsS "$PUBLIC/") && [[ $board_html == *'<title>Tasks'* ]] || die "nginx does not serve the board at $PUBLIC/"
 log "cluster up behind $PUBLIC in $((SECONDS - started)) s; the library in Node, then the board in Chromium"
 
