@@ -103,10 +103,13 @@ LISTEN_ADDR="127.0.0.1:$API_PORT" $(profiled api-node) "$BIN/api-node" >"$STATE/
 PIDS+=($!)
 # ws_idle holds 190 sockets per user and ws_broadcast 10,000 of one user:
 # lift the per-user socket cap (100 by default) for this run.
-# shellcheck disable=SC2046
-WS_LISTEN_ADDR="127.0.0.1:$WS_PORT" WS_MAX_SOCKETS_PER_USER=1000000 $(profiled ws-node) "$BIN/ws-node" >"$STATE/ws-node.log" 2>&1 &
-WS_PID=$!
-PIDS+=("$WS_PID")
+start_ws_node() {
+    # shellcheck disable=SC2046
+    WS_LISTEN_ADDR="127.0.0.1:$WS_PORT" WS_MAX_SOCKETS_PER_USER=1000000 $(profiled ws-node) "$BIN/ws-node" >>"$STATE/ws-node.log" 2>&1 &
+    WS_PID=$!
+    PIDS+=("$WS_PID")
+}
+start_ws_node
 "$BIN/floor" "127.0.0.1:$FLOOR_PORT" &
 PIDS+=($!)
 for url in "$API/readyz" "http://127.0.0.1:$WS_PORT/readyz" "http://127.0.0.1:$FLOOR_PORT/"; do
@@ -165,12 +168,36 @@ wait "$beside" || true
 
 run ws_idle "$BIN/loadgen" idle --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
     --conns "${WS_IDLE_CONNS:-19000}" --users 100 --pid "$WS_PID" --hold 1
+# The same with permessage-deflate, on a fresh ws-node: memory the first
+# run freed (and the allocator kept) would otherwise hide what these
+# sockets take.
+if [[ -z "${BENCH_ONLY:-}" || " $BENCH_ONLY " == *" ws_idle_deflate "* ]]; then
+    kill -TERM "$WS_PID" && wait "$WS_PID" || true
+    start_ws_node
+    for ((i = 0; i < 100; i++)); do curl -fsS -o /dev/null "http://127.0.0.1:$WS_PORT/readyz" 2>/dev/null && break; sleep 0.1; done
+fi
+run ws_idle_deflate "$BIN/loadgen" idle --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
+    --conns "${WS_IDLE_CONNS:-19000}" --users 100 --pid "$WS_PID" --hold 1 --deflate 1
 sleep 2
 run ws_fanout "$BIN/loadgen" fanout --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
     --conns "${WS_FANOUT_CONNS:-10000}" --users "${WS_FANOUT_USERS:-1000}" --rate "${WS_FANOUT_RATE:-500}" --secs "$SECS" --pid "$WS_PID"
+# With and without compression: tasks with a ~420-character description
+# (what a real board carries; a title alone is mostly ids and timestamps).
+for mode in described deflate; do
+    sleep 2
+    run "ws_fanout_$mode" "$BIN/loadgen" fanout --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
+        --conns "${WS_FANOUT_CONNS:-10000}" --users "${WS_FANOUT_USERS:-1000}" --rate "${WS_FANOUT_RATE:-500}" --secs "$SECS" --pid "$WS_PID" \
+        --description 1 --deflate "$([[ $mode == deflate ]] && echo 1 || echo 0)"
+done
 sleep 2
 run ws_broadcast "$BIN/loadgen" broadcast --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
     --conns "${WS_FANOUT_CONNS:-10000}" --rate 1 --secs 3 --pid "$WS_PID"
+for mode in described deflate; do
+    sleep 2
+    run "ws_broadcast_$mode" "$BIN/loadgen" broadcast --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
+        --conns "${WS_FANOUT_CONNS:-10000}" --rate 1 --secs 3 --pid "$WS_PID" \
+        --description 1 --deflate "$([[ $mode == deflate ]] && echo 1 || echo 0)"
+done
 
 # One process holds both ends here, so at most half the fd limit of sockets.
 run tcp_floor "$BIN/loadgen" tcp-floor --conns "$(( ${WS_FANOUT_CONNS:-10000} < 9900 ? ${WS_FANOUT_CONNS:-10000} : 9900 ))"

@@ -92,6 +92,9 @@ parallel_hashes = float(parallel.group(1)) if parallel else None
 login_limit = cores / (hash_ms / 1000.0) if hash_ms == hash_ms else None
 idle, fanout, broadcast = result("ws_idle"), result("ws_fanout"), result("ws_broadcast")
 tcp_floor = result("tcp_floor")
+idle_deflate = result("ws_idle_deflate")
+fanout_plain, fanout_deflate = result("ws_fanout_described"), result("ws_fanout_deflate")
+broadcast_plain, broadcast_deflate = result("ws_broadcast_described"), result("ws_broadcast_deflate")
 
 
 def verdict(ok):
@@ -130,6 +133,34 @@ rows.append((f"One user holding {fmt(broadcast.get('connections'))} connections,
              f"(ws-node {fmt(broadcast.get('node_cpu_us_per_delivery'), 1)} µs CPU per delivery)",
              f"{fmt(broadcast.get('received'))} / {fmt(broadcast.get('expected'))} events", fmt(broadcast.get("p50_ms")), fmt(broadcast.get("p99_ms")), "TCP floor", f"max {fmt(broadcast.get('max_ms'))} ms; floor/max {fmt(r, 2)}",
              f"all within 50 ms: {verdict(broadcast.get('received') == broadcast.get('expected') and broadcast.get('expected') and (broadcast.get('max_ms') or 999) <= 50)}"))
+
+# permessage-deflate, with and without, in the same run: events of tasks
+# with a ~420-character description, the same load each time.
+per_conn_deflate = idle_deflate.get("bytes_per_conn")
+r = ratio(per_conn_deflate, per_conn)
+rows.append((f"Idle subscribed WebSockets **with permessage-deflate** (fresh ws-node; {fmt(idle_deflate.get('connections'))} open, {idle_deflate.get('failed', '–')} failed)",
+             f"{fmt(idle_deflate.get('open_per_sec'))} conn/s", "–", "–", "without", f"{fmt(per_conn_deflate)} B/conn; ×{fmt(r, 2)}",
+             f"< 6 KiB/conn: {verdict(per_conn_deflate is not None and per_conn_deflate < 6144)}"))
+
+
+def compression_rows(what, plain, deflated, target):
+    for label, data in [("without compression", plain), ("**with permessage-deflate**", deflated)]:
+        ok = data.get("received") == data.get("expected") and data.get("expected")
+        rows.append((f"{what}, {label}: {fmt(data.get('wire_bytes_per_event'))} B on the wire per event, "
+                     f"ws-node {fmt(data.get('node_cpu_us_per_delivery'), 1)} µs CPU per delivery",
+                     f"{fmt(data.get('received'))} / {fmt(data.get('expected'))} events", fmt(data.get("p50_ms")), fmt(data.get("p99_ms")),
+                     "–" if data is plain else "without", f"max {fmt(data.get('max_ms'))} ms" if data is plain else
+                     f"bytes ×{fmt(ratio(data.get('wire_bytes_per_event'), plain.get('wire_bytes_per_event')), 2)}, "
+                     f"CPU ×{fmt(ratio(data.get('node_cpu_us_per_delivery'), plain.get('node_cpu_us_per_delivery')), 2)}, max {fmt(data.get('max_ms'))} ms",
+                     target(data, ok)))
+
+
+compression_rows(f"Fan-out, described tasks: {fmt(fanout_plain.get('connections'))} subscribers, {fanout_plain.get('users', '–')} users, {fmt(fanout_plain.get('writes_per_sec'))} writes/s",
+                 fanout_plain, fanout_deflate,
+                 lambda d, ok: f"all delivered and p99 < 10 ms: {verdict(ok and (d.get('p99_ms') or 99) < 10)}")
+compression_rows(f"One user holding {fmt(broadcast_plain.get('connections'))} connections, {fmt(broadcast_plain.get('writes'))} described events",
+                 broadcast_plain, broadcast_deflate,
+                 lambda d, ok: f"all delivered: {verdict(ok)}; max vs TCP floor {fmt(ratio(tcp_floor.get('last_arrival_ms'), d.get('max_ms')), 2)}")
 
 # The chart: p50 and p99 of every scenario that has both.
 labels, p50s, p99s = [], [], []

@@ -14,6 +14,12 @@
 //! the session closes with 1009. Writes always pass through: outgoing
 //! compressed frames are built by the session.
 //!
+//! The same layer serves a client (`loadgen --deflate`): frames from a
+//! server are unmasked, so there a compressed unmasked message is handed on
+//! inflated and unmasked ([`SocketIo::deflate_client`]). Each side only
+//! inflates the frames its peer may send; anything else passes through for
+//! tungstenite to judge.
+//!
 //! An idle socket keeps only a small boxed state here: no buffers are held
 //! between messages.
 
@@ -33,19 +39,32 @@ use crate::deflate::{self, InflateError};
 const MAX_MESSAGE: usize = 16 * 1024;
 const MAX_COMPRESSED: usize = MAX_MESSAGE + 1024;
 
-/// A socket's transport.
-pub enum SocketIo {
+/// A socket's transport (a TCP stream in the node; the load generator
+/// puts a byte counter in between).
+pub enum SocketIo<S = TcpStream> {
     /// No extension agreed.
-    Plain(TcpStream),
+    Plain(S),
     /// permessage-deflate agreed: incoming compressed messages are inflated.
-    Deflate(TcpStream, Box<Inflating>),
+    Deflate(S, Box<Inflating>),
 }
 
-impl SocketIo {
-    /// The transport of a socket that agreed deflate; `early` is what the
-    /// client sent after its upgrade request.
-    pub fn deflate(tcp: TcpStream, early: &[u8]) -> Self {
+impl<S> SocketIo<S> {
+    /// The server's transport of a socket that agreed deflate; `early` is
+    /// what the client sent after its upgrade request.
+    pub fn deflate(tcp: S, early: &[u8]) -> Self {
         let mut state = Box::<Inflating>::default();
+        state.feed(early);
+        SocketIo::Deflate(tcp, state)
+    }
+
+    /// A client's transport once the server agreed deflate: the server's
+    /// compressed (unmasked) messages are handed on inflated. `early` is
+    /// what the server sent after its 101 response.
+    pub fn deflate_client(tcp: S, early: &[u8]) -> Self {
+        let mut state = Box::new(Inflating {
+            client: true,
+            ..Inflating::default()
+        });
         state.feed(early);
         SocketIo::Deflate(tcp, state)
     }
@@ -55,7 +74,8 @@ impl SocketIo {
         matches!(self, SocketIo::Deflate(..))
     }
 
-    fn tcp(&mut self) -> &mut TcpStream {
+    /// The stream under it.
+    pub fn tcp(&mut self) -> &mut S {
         match self {
             SocketIo::Plain(tcp) | SocketIo::Deflate(tcp, _) => tcp,
         }
@@ -65,6 +85,9 @@ impl SocketIo {
 /// Where the reader is in the client's frames.
 #[derive(Default)]
 pub struct Inflating {
+    /// Whether this is a client reading a server's (unmasked) frames;
+    /// false on the server, which reads masked frames.
+    client: bool,
     /// The frame header being read (at most 14 bytes).
     header: [u8; 14],
     header_len: usize,
@@ -145,16 +168,23 @@ impl Inflating {
             short => u64::from(short),
         };
         let masked = second & 0x80 != 0;
+        // The peer's frames are masked if it is a client, unmasked if it
+        // is a server.
+        let from_peer = masked != self.client;
         self.remaining = length;
-        let starts_compressed = rsv1 && matches!(opcode, 1 | 2) && masked;
-        let continues_compressed = opcode == 0 && self.compressed_opcode.is_some() && masked;
+        let starts_compressed = rsv1 && matches!(opcode, 1 | 2) && from_peer;
+        let continues_compressed = opcode == 0 && self.compressed_opcode.is_some() && from_peer;
         self.collecting = starts_compressed || continues_compressed;
         if self.collecting {
             if starts_compressed {
                 self.compressed_opcode = Some(opcode);
             }
-            let at = self.header_len - 4;
-            self.mask.copy_from_slice(&self.header[at..self.header_len]);
+            if masked {
+                let at = self.header_len - 4;
+                self.mask.copy_from_slice(&self.header[at..self.header_len]);
+            } else {
+                self.mask = [0; 4];
+            }
             self.mask_at = 0;
             if self.compressed.len() as u64 + length > MAX_COMPRESSED as u64 {
                 self.refuse_too_big();
@@ -190,25 +220,30 @@ impl Inflating {
             Err(InflateError::TooBig) => self.refuse_too_big(),
             // Reserved bits set on a frame: tungstenite refuses it as a
             // protocol error and the connection is dropped.
+            Err(InflateError::Corrupt) if self.client => self.out.extend_from_slice(&[0xc1, 0]),
             Err(InflateError::Corrupt) => self.out.extend_from_slice(&[0xc1, 0x80, 0, 0, 0, 0]),
         }
     }
 
-    /// One whole, uncompressed, zero-masked frame.
+    /// One whole, uncompressed frame: zero-masked for a server, unmasked
+    /// for a client.
     fn hand_on(&mut self, opcode: u8, message: &[u8]) {
+        let mask_bit = if self.client { 0 } else { 0x80 };
         self.out.push(0x80 | opcode);
         match message.len() {
-            len @ 0..=125 => self.out.push(0x80 | len as u8),
+            len @ 0..=125 => self.out.push(mask_bit | len as u8),
             len @ 126..=0xffff => {
-                self.out.push(0x80 | 126);
+                self.out.push(mask_bit | 126);
                 self.out.extend_from_slice(&(len as u16).to_be_bytes());
             }
             len => {
-                self.out.push(0x80 | 127);
+                self.out.push(mask_bit | 127);
                 self.out.extend_from_slice(&(len as u64).to_be_bytes());
             }
         }
-        self.out.extend_from_slice(&[0, 0, 0, 0]);
+        if !self.client {
+            self.out.extend_from_slice(&[0, 0, 0, 0]);
+        }
         self.out.extend_from_slice(message);
     }
 
@@ -218,10 +253,13 @@ impl Inflating {
         self.compressed = Vec::new();
         self.compressed_opcode = None;
         self.collecting = false;
-        self.out.extend_from_slice(&[0x81, 0xff]);
+        let mask_bit = if self.client { 0 } else { 0x80 };
+        self.out.extend_from_slice(&[0x81, mask_bit | 0x7f]);
         self.out
             .extend_from_slice(&(MAX_COMPRESSED as u64 * 1024).to_be_bytes());
-        self.out.extend_from_slice(&[0, 0, 0, 0]);
+        if !self.client {
+            self.out.extend_from_slice(&[0, 0, 0, 0]);
+        }
         // The rest of the client's bytes no longer matter: pass them on.
         self.remaining = u64::MAX;
     }
@@ -243,7 +281,7 @@ impl Inflating {
     }
 }
 
-impl AsyncRead for SocketIo {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SocketIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -268,7 +306,7 @@ impl AsyncRead for SocketIo {
     }
 }
 
-impl AsyncWrite for SocketIo {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SocketIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -320,8 +358,29 @@ mod tests {
         out
     }
 
+    /// An unmasked server frame.
+    fn server_frame(fin: bool, rsv1: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![(if fin { 0x80 } else { 0 }) | (if rsv1 { 0x40 } else { 0 }) | opcode];
+        match payload.len() {
+            len @ 0..=125 => out.push(len as u8),
+            len => {
+                out.push(126);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+
     fn fed(chunks: &[&[u8]]) -> Vec<u8> {
-        let mut state = Inflating::default();
+        fed_as(false, chunks)
+    }
+
+    fn fed_as(client: bool, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut state = Inflating {
+            client,
+            ..Inflating::default()
+        };
         for chunk in chunks {
             // One byte at a time: headers and payloads split anywhere.
             for byte in chunk.iter() {
@@ -358,5 +417,47 @@ mod tests {
         assert_eq!(&out[..2], &[0x81, 0xff]);
         let announced = u64::from_be_bytes(out[2..10].try_into().unwrap());
         assert!(announced > MAX_MESSAGE as u64);
+    }
+
+    #[test]
+    fn a_client_hands_on_a_compressed_server_message_inflated_and_unmasked() {
+        let message = format!(
+            r#"{{"type":"TASK_CREATED","seq":7,"task":{{"description":"{}"}}}}"#,
+            "ab".repeat(200)
+        );
+        let compressed = deflate::compress(message.as_bytes());
+        let (a, b) = compressed.split_at(compressed.len() / 3);
+        let ping = server_frame(true, false, 9, b"hi");
+        let plain = server_frame(true, false, 1, br#"{"type":"SUBSCRIBED"}"#);
+        let out = fed_as(
+            true,
+            &[
+                &plain,
+                &server_frame(false, true, 1, a),
+                &ping,
+                &server_frame(true, false, 0, b),
+            ],
+        );
+        let mut expected = [plain, ping].concat();
+        expected.extend_from_slice(&server_frame(true, false, 1, message.as_bytes()));
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_client_passes_masked_frames_on_and_a_server_unmasked_ones() {
+        // Neither side inflates what its peer may not send: tungstenite
+        // refuses those frames itself.
+        let masked = frame(true, true, 1, &deflate::compress(&[b'x'; 100]));
+        assert_eq!(fed_as(true, &[&masked]), masked);
+        let unmasked = server_frame(true, true, 1, &deflate::compress(&[b'x'; 100]));
+        assert_eq!(fed_as(false, &[&unmasked]), unmasked);
+    }
+
+    #[test]
+    fn a_client_refuses_a_bomb_with_an_unmasked_oversized_header() {
+        let bomb = deflate::compress(&vec![b' '; 1024 * 1024]);
+        let out = fed_as(true, &[&server_frame(true, true, 1, &bomb)]);
+        assert_eq!(&out[..2], &[0x81, 0x7f]);
+        assert_eq!(out.len(), 10);
     }
 }

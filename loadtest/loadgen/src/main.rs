@@ -16,6 +16,12 @@
 //! - `soak`: REST traffic and subscribers that resume after every close,
 //!   while something disruptive runs beside it (the rolling restart).
 //!
+//! `idle`, `fanout` and `broadcast` take `--deflate 1` (offer
+//! permessage-deflate, require it agreed, inflate the node's compressed
+//! events with ws-node's own layer); `fanout` and `broadcast` take
+//! `--description 1` (tasks with a ~420-character description). `fanout`
+//! and `broadcast` report the bytes read from the wire per event received.
+//!
 //! A ws-node refuses a user's sockets past `WS_MAX_SOCKETS_PER_USER` (100
 //! by default) with 429: `broadcast`, and `idle` or `fanout` with more
 //! than 100 connections per user, need it raised on the node (as
@@ -45,7 +51,7 @@ async fn main() -> ExitCode {
         "tcp-floor" => tcp_floor::tcp_floor(&args).await,
         "watch" => watch::watch(&args).await,
         _ => {
-            eprintln!("usage: loadgen idle|fanout|broadcast|soak|paced-get|tcp-floor|watch [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS]");
+            eprintln!("usage: loadgen idle|fanout|broadcast|soak|paced-get|tcp-floor|watch [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS] [--deflate 1] [--description 1]");
             return ExitCode::from(2);
         }
     };

@@ -3,6 +3,8 @@
 //! were met.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::client::WIRE_BYTES_READ;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +45,7 @@ async fn open_all(
     ws_url: &str,
     users: &[User],
     conns: usize,
+    deflate: bool,
 ) -> (Vec<(usize, Socket)>, Duration, usize) {
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(OPENING_AT_ONCE));
@@ -53,7 +56,7 @@ async fn open_all(
         opening.spawn(async move {
             let result = tokio::time::timeout(
                 Duration::from_secs(30),
-                client::connect_subscribed(&url, &token, client::source(n)),
+                client::connect_subscribed(&url, &token, client::source(n), deflate),
             )
             .await;
             drop(permit);
@@ -90,8 +93,9 @@ pub async fn idle(args: &Args) -> anyhow::Result<bool> {
     let conns = args.number("conns", 1000) as usize;
     let users = users(args, &http, args.number("users", 100)).await?;
     let pid = args.number("pid", 0) as u32;
+    let deflate = args.number("deflate", 0) != 0;
     let before = client::rss_bytes(pid);
-    let (open, took, failed) = open_all(&args.ws(), &users, conns).await;
+    let (open, took, failed) = open_all(&args.ws(), &users, conns, deflate).await;
     let rate = open.len() as f64 / took.as_secs_f64();
     // Let the node settle (allocator, lazily grown buffers) before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -103,7 +107,8 @@ pub async fn idle(args: &Args) -> anyhow::Result<bool> {
         _ => None,
     };
     println!(
-        "idle: {} open ({} failed) in {:.2}s = {:.0} conn/s; ws-node RSS {:?} -> {:?} bytes; {} bytes/conn",
+        "idle{}: {} open ({} failed) in {:.2}s = {:.0} conn/s; ws-node RSS {:?} -> {:?} bytes; {} bytes/conn",
+        if deflate { " (deflate)" } else { "" },
         open.len(),
         failed,
         took.as_secs_f64(),
@@ -114,7 +119,7 @@ pub async fn idle(args: &Args) -> anyhow::Result<bool> {
     );
     println!(
         "RESULT {}",
-        json!({ "scenario": "ws_idle", "connections": open.len(), "failed": failed, "open_secs": took.as_secs_f64(),
+        json!({ "scenario": "ws_idle", "deflate": deflate, "connections": open.len(), "failed": failed, "open_secs": took.as_secs_f64(),
                 "open_per_sec": rate, "rss_before": before, "rss_after": after, "bytes_per_conn": per_conn })
     );
     tokio::time::sleep(Duration::from_secs(args.number("hold", 1))).await;
@@ -178,8 +183,10 @@ pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
     let user_count = args.number("users", 100);
     let rate = args.number("rate", 100).max(1);
     let secs = args.number("secs", 10).min(600);
+    let deflate = args.number("deflate", 0) != 0;
+    let described = args.number("description", 0) != 0;
     let users = users(args, &http, user_count).await?;
-    let (open, took, failed) = open_all(&args.ws(), &users, conns).await;
+    let (open, took, failed) = open_all(&args.ws(), &users, conns, deflate).await;
     println!(
         "fanout: {} subscribed ({failed} failed) in {:.2}s",
         open.len(),
@@ -200,6 +207,8 @@ pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
     // events flow: what the fan-out costs per delivery, and who saturates.
     let node_pid = args.number("pid", 0) as u32;
     let cpu_before = (client::cpu_ms(node_pid), client::cpu_ms(std::process::id()));
+    // Bytes on the wire while the events flow (events, and the odd ping).
+    let wire_before = WIRE_BYTES_READ.load(Ordering::Relaxed);
 
     // The writer: `rate` creates per second, round-robin over users, with
     // a bounded number in flight.
@@ -219,7 +228,7 @@ pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
         let (http, api, user) = (http.clone(), args.api(), users[n % users.len()].clone());
         written[n % users.len()] += 1;
         writers.spawn(async move {
-            let ok = client::create_task(&http, &api, &user, n as u64)
+            let ok = client::create_task(&http, &api, &user, n as u64, described)
                 .await
                 .is_ok();
             drop(permit);
@@ -245,6 +254,7 @@ pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
     let _ = stop.send(true);
     while readers.join_next().await.is_some() {}
     let cpu_after = (client::cpu_ms(node_pid), client::cpu_ms(std::process::id()));
+    let wire_bytes = WIRE_BYTES_READ.load(Ordering::Relaxed) - wire_before;
     let node_cpu_ms = cpu_after.0.zip(cpu_before.0).map(|(a, b)| a - b);
     let loadgen_cpu_ms = cpu_after.1.zip(cpu_before.1).map(|(a, b)| a - b);
     let mut latencies = tally.latencies_ms.lock().expect("not poisoned").clone();
@@ -255,6 +265,10 @@ pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(0),
     );
+    let wire_per_event = wire_bytes as f64 / received.max(1) as f64;
+    println!(
+        "fanout: deflate {deflate}, described {described}; {wire_bytes} bytes read = {wire_per_event:.1} per event received"
+    );
     println!(
         "fanout: {writes} writes at {achieved:.0}/s ({write_failures} failed); events expected {expected}, received {received}, gaps {}; commit->receipt p50 {p50} ms, p99 {p99} ms, max {max} ms",
         tally.gaps.load(Ordering::Relaxed)
@@ -262,7 +276,8 @@ pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
     println!(
         "RESULT {}",
         json!({ "scenario": if users.len() == 1 { "ws_broadcast" } else { "ws_fanout" }, "connections": conns_per_user.iter().sum::<u64>(),
-                "users": users.len(), "writes": writes, "writes_per_sec": achieved, "write_failures": write_failures,
+                "users": users.len(), "deflate": deflate, "described": described,
+                "wire_bytes": wire_bytes, "wire_bytes_per_event": wire_per_event, "writes": writes, "writes_per_sec": achieved, "write_failures": write_failures,
                 "expected": expected, "received": received, "gaps": tally.gaps.load(Ordering::Relaxed),
                 "p50_ms": p50, "p99_ms": p99, "max_ms": max,
                 "node_cpu_ms": node_cpu_ms, "loadgen_cpu_ms": loadgen_cpu_ms,
