@@ -16,6 +16,7 @@
 #   BENCH_SECS=10      seconds per HTTP scenario
 #   WS_IDLE_CONNS=19000  idle sockets (the process fd limit here is 20,000)
 #   WS_FANOUT_CONNS=10000 WS_FANOUT_USERS=1000 WS_FANOUT_RATE=500
+#   WS_CAPACITY_RATES=500,1000,...  the writer's steps (writes/s) in ws_capacity
 #   BENCH_ONLY="create_task pgbench_create"  run only these scenarios, for
 #                      iterating on one figure: outputs go to .local/bench-last/
 #                      and RESULTS.md is left alone
@@ -198,6 +199,12 @@ for mode in described deflate; do
         --conns "${WS_FANOUT_CONNS:-10000}" --rate 1 --secs 3 --pid "$WS_PID" \
         --description 1 --deflate "$([[ $mode == deflate ]] && echo 1 || echo 0)"
 done
+
+# Capacity (issue 10, part 3): 1,000 users × 2 sockets while the writer steps
+# its rate up; compared with `POST /api/tasks` alone (create_task) above.
+sleep 2
+run ws_capacity "$BIN/loadgen" capacity --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
+    --conns 2000 --users 1000 --rates "${WS_CAPACITY_RATES:-500,1000,1250,1500,1750,2000,2250,2500,3000}" --secs "$SECS" --pid "$WS_PID"
 
 # One process holds both ends here, so at most half the fd limit of sockets.
 run tcp_floor "$BIN/loadgen" tcp-floor --conns "$(( ${WS_FANOUT_CONNS:-10000} < 9900 ? ${WS_FANOUT_CONNS:-10000} : 9900 ))"

@@ -162,6 +162,14 @@ compression_rows(f"One user holding {fmt(broadcast_plain.get('connections'))} co
                  broadcast_plain, broadcast_deflate,
                  lambda d, ok: f"all delivered: {verdict(ok)}; max vs TCP floor {fmt(ratio(tcp_floor.get('last_arrival_ms'), d.get('max_ms')), 2)}")
 
+capacity = result("ws_capacity")
+best = next((step for step in capacity.get("steps", []) if step.get("rate") == capacity.get("best_rate")), {})
+r = ratio(capacity.get("best_writes_per_sec"), create["rps"])
+tried = ", ".join(f"{s['rate']}{'' if s.get('passed') else ' ✗'}" for s in capacity.get("steps", []))
+rows.append((f"Capacity: {fmt(capacity.get('connections'))} sockets of {fmt(capacity.get('users'))} users; the most writes/s with every event delivered and p99 < 10 ms (steps tried: {tried or '–'})",
+             f"{fmt(capacity.get('best_writes_per_sec'))} writes/s", fmt(best.get("p50_ms")), fmt(best.get("p99_ms")), "`POST /api/tasks` alone", fmt(r, 2),
+             f"≥ 0.80: {verdict(r is not None and r >= 0.8)}"))
+
 # The chart: p50 and p99 of every scenario that has both.
 labels, p50s, p99s = [], [], []
 for label, data in [("floor", floor), ("cached GET", cached), ("POST task", create), ("login", login),

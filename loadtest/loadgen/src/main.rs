@@ -8,6 +8,8 @@
 //!   latency p50/p99/max and events expected vs received.
 //! - `broadcast`: one user holding N connections, one event: how long until
 //!   every connection has it.
+//! - `capacity`: U users × 2 sockets while the writer steps its rate up:
+//!   the most writes/s whose events all arrive with p99 under 10 ms.
 //! - `watch`: prints a user's live events (for trying the system by hand).
 //! - `tcp-floor`: the least one message to N loopback sockets can cost
 //!   here (the limit the broadcast is compared with).
@@ -46,12 +48,13 @@ async fn main() -> ExitCode {
         "idle" => scenarios::idle(&args).await,
         "fanout" => scenarios::fanout(&args).await,
         "broadcast" => scenarios::broadcast(&args).await,
+        "capacity" => scenarios::capacity(&args).await,
         "soak" => soak::soak(&args).await,
         "paced-get" => paced::paced_get(&args).await,
         "tcp-floor" => tcp_floor::tcp_floor(&args).await,
         "watch" => watch::watch(&args).await,
         _ => {
-            eprintln!("usage: loadgen idle|fanout|broadcast|soak|paced-get|tcp-floor|watch [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS] [--deflate 1] [--description 1]");
+            eprintln!("usage: loadgen idle|fanout|broadcast|capacity|soak|paced-get|tcp-floor|watch [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS] [--deflate 1] [--description 1]");
             return ExitCode::from(2);
         }
     };

@@ -142,8 +142,14 @@ struct EventHead {
     timestamp: Option<i64>,
 }
 
-/// Reads events until `stop`; records latency and seq gaps.
-async fn read_events(mut ws: Socket, tally: Arc<Tally>, mut stop: watch::Receiver<bool>) {
+/// Reads events until `stop`; records latency and seq gaps (into the
+/// shared tally at once when `immediate`, else when it stops).
+async fn read_events(
+    mut ws: Socket,
+    tally: Arc<Tally>,
+    mut stop: watch::Receiver<bool>,
+    immediate: bool,
+) {
     let mut last_seq: Option<i64> = None;
     let mut local = Vec::new();
     loop {
@@ -159,7 +165,11 @@ async fn read_events(mut ws: Socket, tally: Arc<Tally>, mut stop: watch::Receive
                             tally.gaps.fetch_add(1, Ordering::Relaxed);
                         }
                         last_seq = Some(seq);
-                        local.push(now - at);
+                        if immediate {
+                            tally.latencies_ms.lock().expect("not poisoned").push(now - at);
+                        } else {
+                            local.push(now - at);
+                        }
                         tally.received.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -200,7 +210,7 @@ pub async fn fanout(args: &Args) -> anyhow::Result<bool> {
     let (stop, stopped) = watch::channel(false);
     let mut readers = JoinSet::new();
     for (_, ws) in open {
-        readers.spawn(read_events(ws, tally.clone(), stopped.clone()));
+        readers.spawn(read_events(ws, tally.clone(), stopped.clone(), false));
     }
 
     // CPU time of the ws-node (with --pid) and of this generator while the
@@ -293,4 +303,111 @@ pub async fn broadcast(args: &Args) -> anyhow::Result<bool> {
     forwarded.set("rate", &args.number("rate", 1).to_string());
     forwarded.set("secs", &args.number("secs", 5).to_string());
     fanout(&forwarded).await
+}
+
+/// Capacity (issue 10, part 3): `users` users with `conns` sockets between
+/// them; the writer steps through `--rates` (writes/s, comma-separated),
+/// `secs` each. A step passes when every event reached every socket, with
+/// no seq gap, no failed write and commit-to-receipt p99 under 10 ms; the
+/// steps stop at the first that fails.
+pub async fn capacity(args: &Args) -> anyhow::Result<bool> {
+    let http = reqwest::Client::new();
+    let conns = args.number("conns", 2000) as usize;
+    let secs = args.number("secs", 10).min(60);
+    let rates: Vec<u64> = args
+        .string("rates", "500,1000,1500,2000,2500,3000")
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .filter(|r| *r > 0)
+        .take(20)
+        .collect();
+    let users = users(args, &http, args.number("users", 1000)).await?;
+    let (open, _, failed) = open_all(&args.ws(), &users, conns, false).await;
+    let conns_per_user: Vec<u64> = (0..users.len())
+        .map(|u| open.iter().filter(|(n, _)| n % users.len() == u).count() as u64)
+        .collect();
+    let tally = Arc::new(Tally::default());
+    let (stop, stopped) = watch::channel(false);
+    let mut readers = JoinSet::new();
+    for (_, ws) in open {
+        readers.spawn(read_events(ws, tally.clone(), stopped.clone(), true));
+    }
+    let node_pid = args.number("pid", 0) as u32;
+    let mut steps = Vec::new();
+    let mut best: Option<(u64, f64)> = None;
+    let mut next_task = 0u64;
+    for rate in rates {
+        tally.received.store(0, Ordering::Relaxed);
+        tally.gaps.store(0, Ordering::Relaxed);
+        tally.latencies_ms.lock().expect("not poisoned").clear();
+        let cpu_before = client::cpu_ms(node_pid);
+        let writes = (rate * secs) as usize;
+        let mut written = vec![0u64; users.len()];
+        let in_flight = Arc::new(Semaphore::new(64));
+        let mut writers = JoinSet::new();
+        let started = Instant::now();
+        for n in 0..writes {
+            let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let permit = in_flight
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
+            let (http, api, user) = (http.clone(), args.api(), users[n % users.len()].clone());
+            written[n % users.len()] += 1;
+            let task = next_task;
+            next_task += 1;
+            writers.spawn(async move {
+                let ok = client::create_task(&http, &api, &user, task, false)
+                    .await
+                    .is_ok();
+                drop(permit);
+                ok
+            });
+        }
+        let mut write_failures = 0;
+        while let Some(ok) = writers.join_next().await {
+            if !matches!(ok, Ok(true)) {
+                write_failures += 1;
+            }
+        }
+        let achieved = writes as f64 / started.elapsed().as_secs_f64();
+        let expected: u64 = written
+            .iter()
+            .zip(&conns_per_user)
+            .map(|(w, c)| w * c)
+            .sum();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tally.received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let received = tally.received.load(Ordering::Relaxed);
+        let gaps = tally.gaps.load(Ordering::Relaxed);
+        let mut latencies = tally.latencies_ms.lock().expect("not poisoned").clone();
+        latencies.sort_unstable();
+        let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+        let node_cpu_ms = client::cpu_ms(node_pid).zip(cpu_before).map(|(a, b)| a - b);
+        let passed = received == expected && gaps == 0 && write_failures == 0 && p99 < 10;
+        println!(
+            "capacity: {rate}/s asked, {achieved:.0}/s written ({write_failures} failed); events {received}/{expected}, gaps {gaps}; p50 {p50} ms, p99 {p99} ms: {}",
+            if passed { "pass" } else { "FAIL" }
+        );
+        steps.push(json!({ "rate": rate, "writes_per_sec": achieved, "write_failures": write_failures,
+                           "expected": expected, "received": received, "gaps": gaps, "p50_ms": p50, "p99_ms": p99,
+                           "node_cpu_ms": node_cpu_ms, "passed": passed }));
+        if !passed {
+            break;
+        }
+        best = Some((rate, achieved));
+    }
+    let _ = stop.send(true);
+    while readers.join_next().await.is_some() {}
+    println!(
+        "RESULT {}",
+        json!({ "scenario": "ws_capacity", "connections": conns_per_user.iter().sum::<u64>(), "users": users.len(),
+                "failed": failed, "secs": secs, "steps": steps,
+                "best_rate": best.map(|b| b.0), "best_writes_per_sec": best.map(|b| b.1) })
+    );
+    Ok(best.is_some() && failed == 0)
 }
