@@ -75,7 +75,8 @@ mkdir -p "$STATE" "$RAW"
 rm -f "$RAW"/*
 # When and what was measured, for the report.
 dirty=""
-[[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]] || dirty="+uncommitted changes"
+# (Not counting the raw outputs just removed above: they are this run's.)
+[[ -z "$(git status --porcelain --untracked-files=no -- . ':!loadtest/results' ':!loadtest/RESULTS.md' 2>/dev/null)" ]] || dirty="+uncommitted changes"
 printf '{"date": "%s", "commit": "%s%s"}\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
     "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$dirty" >"$RAW/run.json"
 PGPORT="$(free_port)"
