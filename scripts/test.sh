@@ -107,58 +107,34 @@ if [[ -n "${TEST_CMD:-}" ]]; then
     exit "$status"
 fi
 
-if [[ -z "${SKIP_LINT:-}" ]]; then
-    echo "[test] cargo fmt --all --check" >&2
-    if ! cargo fmt --all --check; then
-        echo "[test] FAILED: formatting (run: cargo fmt --all)" >&2
+# step SKIP_VAR WHAT ON_FAILURE COMMAND... — one check of the suite, unless
+# SKIP_VAR is set; a failing check ends the run (ON_FAILURE says where to look).
+step() {
+    local skip=$1 what=$2 on_failure=$3
+    shift 3
+    [[ -z "${!skip:-}" ]] || return 0
+    echo "[test] $what" >&2
+    if ! "$@"; then
+        echo "[test] FAILED: $on_failure" >&2
         exit 1
     fi
-    echo "[test] cargo clippy --workspace --all-targets --locked -- -D warnings" >&2
-    if ! cargo clippy --workspace --all-targets --locked -- -D warnings; then
-        echo "[test] FAILED: clippy" >&2
-        exit 1
-    fi
-fi
+}
 
-if [[ -z "${SKIP_DEPLOY_CHECK:-}" ]]; then
-    echo "[test] deploy/check.sh" >&2
-    if ! bash deploy/check.sh; then
-        echo "[test] FAILED: deploy checks" >&2
-        exit 1
-    fi
-fi
-
-if [[ -z "${SKIP_CLUSTER_CHECK:-}" ]]; then
-    echo "[test] scripts/cluster-check.sh (nginx, 2+2 nodes, Prometheus, rolling restart under traffic)" >&2
-    if ! bash scripts/cluster-check.sh; then
-        echo "[test] FAILED: cluster check" >&2
-        exit 1
-    fi
-fi
-
-if [[ -z "${SKIP_BROWSER:-}" ]]; then
-    echo "[test] scripts/browser-check.sh (the JS client's unit tests; the live board in headless Chromium against 2+2 nodes, a ws-node killed under it)" >&2
-    if ! bash scripts/browser-check.sh; then
-        echo "[test] FAILED: browser check (logs in .local/browser-check-failed/, screenshots in .local/browser-artifacts/)" >&2
-        exit 1
-    fi
-fi
-
-if [[ -z "${SKIP_CHAOS:-}" ]]; then
-    echo "[test] scripts/chaos.sh (faults a-i against 2 api-nodes and 2 ws-nodes under traffic; rewrites FAULTS.md)" >&2
-    if ! bash scripts/chaos.sh; then
-        echo "[test] FAILED: chaos suite (logs in .local/chaos-failed/)" >&2
-        exit 1
-    fi
-fi
-
-if [[ -z "${SKIP_SCHEMATHESIS:-}" ]]; then
-    echo "[test] scripts/schemathesis.sh (Schemathesis against one api-node's /openapi.json: every check, positive and negative data, stateful links)" >&2
-    if ! bash scripts/schemathesis.sh; then
-        echo "[test] FAILED: Schemathesis (reports and the node's log in .local/schemathesis-failed/)" >&2
-        exit 1
-    fi
-fi
+step SKIP_LINT "cargo fmt --all --check" "formatting (run: cargo fmt --all)" \
+    cargo fmt --all --check
+step SKIP_LINT "cargo clippy --workspace --all-targets --locked -- -D warnings" "clippy" \
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+step SKIP_DEPLOY_CHECK "deploy/check.sh" "deploy checks" \
+    bash deploy/check.sh
+step SKIP_CLUSTER_CHECK "scripts/cluster-check.sh (nginx, 2+2 nodes, Prometheus, rolling restart under traffic)" \
+    "cluster check" bash scripts/cluster-check.sh
+step SKIP_BROWSER "scripts/browser-check.sh (the JS client's unit tests; the live board in headless Chromium against 2+2 nodes, a ws-node killed under it)" \
+    "browser check (logs in .local/browser-check-failed/, screenshots in .local/browser-artifacts/)" \
+    bash scripts/browser-check.sh
+step SKIP_CHAOS "scripts/chaos.sh (faults a-i against 2 api-nodes and 2 ws-nodes under traffic; rewrites FAULTS.md)" \
+    "chaos suite (logs in .local/chaos-failed/)" bash scripts/chaos.sh
+step SKIP_SCHEMATHESIS "scripts/schemathesis.sh (Schemathesis against one api-node's /openapi.json: every check, positive and negative data, stateful links)" \
+    "Schemathesis (reports and the node's log in .local/schemathesis-failed/)" bash scripts/schemathesis.sh
 
 echo "[test] cargo test --workspace --locked --no-fail-fast $*" >&2
 status=0
