@@ -9,7 +9,7 @@
 //! from history while later events of that user wait in the lane, in order
 //! and bounded; other users' events keep flowing past. After Redis comes
 //! back, every subscribed user is caught up the same way, with at most
-//! [`PARALLEL_FILLS`] history lookups at once.
+//! `PARALLEL_FILLS` (16) history lookups at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::broker::EventSink;
-use crate::history::{History, HistoryError};
+use crate::history::{History, HistoryError, RESUME_WINDOW};
 use crate::hub::{Delivery, Event, Hub};
 use crate::metrics::GAP_FILLS;
 
@@ -31,9 +31,6 @@ const PARALLEL_FILLS: usize = 16;
 /// events are dropped here: they are in history, and the next gap fill
 /// (or the socket's own) brings them back.
 const MAX_WAITING: usize = 1024;
-/// The largest gap filled; past it events go out with the gap and clients
-/// resync, as the contract's resume window says.
-const MAX_FILL: i64 = 1_000;
 /// Tries of a history lookup that failed (PostgreSQL briefly away).
 const FILL_TRIES: u32 = 3;
 
@@ -171,7 +168,7 @@ impl Inner {
     /// Delivers the missing events `after < seq <= upto`; false when they
     /// could not be had (too many, no longer kept, or history unreachable).
     async fn fill_from_history(&self, user: Uuid, after: i64, upto: i64) -> bool {
-        if upto - after > MAX_FILL {
+        if upto - after > RESUME_WINDOW {
             tracing::warn!(%user, after, upto, "gap too large to fill; clients resync");
             return false;
         }

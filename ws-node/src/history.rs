@@ -15,6 +15,10 @@ use shared::redis_keys::RedisKeys;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
+/// The contract's resume window in events: a resume, or a gap, of more
+/// than this many events is not replayed (the client resyncs).
+pub const RESUME_WINDOW: i64 = 1_000;
+
 /// The most events one query reads.
 pub const PAGE: i64 = 100;
 

@@ -13,18 +13,13 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::history::HistoryError;
+use crate::history::{HistoryError, RESUME_WINDOW};
 use crate::hub::{ConnRef, Control, Event};
 use crate::inflating_stream::SocketIo;
 use crate::metrics::{CLOSES, FANOUT_LATENCY, GAP_FILLS, MESSAGES_IN, MESSAGES_OUT};
 use crate::protocol::{self, close, ClientMessage};
 use crate::state::NodeState;
 
-/// The most events one socket fills on its own; the contract's resume
-/// window, past which a client resyncs anyway.
-const MAX_GAP_FILL: i64 = 1_000;
-/// The most events a resume with `since` replays (the contract's window).
-const MAX_REPLAY: i64 = 1_000;
 /// How old the oldest replayed event may be (the contract's window).
 const MAX_REPLAY_AGE_MS: i64 = 24 * 3600 * 1000;
 /// How long closing waits for the peer's close frame.
@@ -236,12 +231,12 @@ impl Session {
     /// Sends the events `since < seq <= latest`, a page at a time (each
     /// page written before the next is read, so one page at most is held).
     /// False when the contract says resync instead: `since` above the
-    /// latest, more than [`MAX_REPLAY`] missed, the oldest missed one older
+    /// latest, more than [`RESUME_WINDOW`] missed, the oldest missed one older
     /// than a day, or the events no longer (or not now) to be had. Those
     /// are all known before the first event is sent, except history failing
     /// mid-way, when the client gets a prefix and then resyncs.
     async fn replay(&mut self, since: i64, latest: i64) -> Result<bool, End> {
-        if since > latest || latest - since > MAX_REPLAY {
+        if since > latest || latest - since > RESUME_WINDOW {
             return Ok(false);
         }
         let state = self.state.clone();
@@ -330,7 +325,7 @@ impl Session {
     /// stream whole whatever the user's other sockets were sent.
     async fn fill_gap(&mut self, next: i64) -> Result<(), End> {
         let (user, after) = (self.conn.user, self.last_seq);
-        if next - 1 - after > MAX_GAP_FILL {
+        if next - 1 - after > RESUME_WINDOW {
             tracing::warn!(%user, after, next, "gap too large to fill for one socket");
             return Ok(());
         }
