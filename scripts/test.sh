@@ -15,6 +15,10 @@
 # Exports for the tests:
 #   TEST_DATABASE_URL  postgres://postgres@127.0.0.1:PORT/postgres (admin URL)
 #   TEST_REDIS_URL     redis://127.0.0.1:PORT
+#   TEST_REDIS_CLUSTER_URL  redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
+#                      a throwaway Redis Cluster, 3 masters (the seeds) and 3
+#                      replicas, node timeout 2 s (start_redis_cluster in
+#                      scripts/services.sh; nodes in .local/test-PID/redis-cluster/)
 #   REDIS_SERVER_BIN   path of redis-server
 #   PG_BIN_DIR         PostgreSQL server binaries directory
 # Other knobs:
@@ -87,9 +91,14 @@ for attempt in 1 2 3; do
     if start_redis "$TEST_STATE/redis" "$REDISPORT"; then break; fi
     [[ $attempt == 3 ]] && { echo "[test] could not start Redis" >&2; exit 1; }
 done
+for attempt in 1 2 3; do
+    if start_redis_cluster "$TEST_STATE/redis-cluster"; then break; fi
+    [[ $attempt == 3 ]] && { echo "[test] could not start the Redis Cluster" >&2; exit 1; }
+done
 
 export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
 export TEST_REDIS_URL="redis://127.0.0.1:$REDISPORT"
+export TEST_REDIS_CLUSTER_URL="$SVC_REDIS_CLUSTER_URL"
 REDIS_SERVER_BIN="$(command -v redis-server)"
 export REDIS_SERVER_BIN
 export PG_BIN_DIR
@@ -99,6 +108,7 @@ export NGINX_BIN
 
 echo "[test] TEST_DATABASE_URL=$TEST_DATABASE_URL" >&2
 echo "[test] TEST_REDIS_URL=$TEST_REDIS_URL" >&2
+echo "[test] TEST_REDIS_CLUSTER_URL=$TEST_REDIS_CLUSTER_URL" >&2
 
 if [[ -n "${TEST_CMD:-}" ]]; then
     echo "[test] running TEST_CMD: $TEST_CMD" >&2

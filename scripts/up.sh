@@ -11,6 +11,12 @@
 # BUILD_PROFILE=release (debug: use the test build), UP_NO_BUILD=1 (skip
 # cargo build), UP_DRY_RUN=1 (stop once PostgreSQL and Redis are up).
 #
+# REDIS_CLUSTER=1 runs a Redis Cluster instead of the single Redis: 3 masters
+# and 3 replicas on free ports (start_redis_cluster in scripts/services.sh),
+# under .local/dev/redis-cluster/ and new on every start (REDIS_PORT is then
+# unused); every api-node and ws-node gets REDIS_URL=redis+cluster://... (the
+# masters as seeds).
+#
 # The nodes' environment is written to .local/dev/env (`source` it to use
 # the api-node binary or psql against the dev database).
 set -euo pipefail
@@ -55,7 +61,13 @@ trap 'exit 129' HUP
 stop_cluster
 
 start_postgres "$DEV_STATE/pg" "$PG_PORT" || die "PostgreSQL failed to start (is PG_PORT=$PG_PORT free?)"
-start_redis "$DEV_STATE/redis" "$REDIS_PORT" || die "Redis failed to start (is REDIS_PORT=$REDIS_PORT free?)"
+if [[ "${REDIS_CLUSTER:-}" == 1 ]]; then
+    start_redis_cluster "$DEV_STATE/redis-cluster" || die "the Redis Cluster failed to start (logs in ${DEV_STATE#"$REPO"/}/redis-cluster/)"
+else
+    # Nodes of a REDIS_CLUSTER=1 run that was killed.
+    stop_redis_cluster "$DEV_STATE/redis-cluster"
+    start_redis "$DEV_STATE/redis" "$REDIS_PORT" || die "Redis failed to start (is REDIS_PORT=$REDIS_PORT free?)"
+fi
 
 PSQL=("$PG_BIN_DIR/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres)
 if [[ "$("${PSQL[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = 'tasks'")" != 1 ]]; then
@@ -67,7 +79,11 @@ if [[ ! -s "$DEV_STATE/jwt_secret" ]]; then
 fi
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/tasks"
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+if [[ "${REDIS_CLUSTER:-}" == 1 ]]; then
+    export REDIS_URL="$SVC_REDIS_CLUSTER_URL"
+else
+    export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+fi
 JWT_SECRET="$(cat "$DEV_STATE/jwt_secret")"
 export JWT_SECRET
 (
@@ -112,6 +128,7 @@ cat <<BANNER
    Live board: $PUBLIC/   (open it in a browser; changes show live)
    API:        $PUBLIC/api/...   (OpenAPI: $PUBLIC/openapi.json)
    WebSocket:  ws://127.0.0.1:$PUBLIC_PORT/ws/updates?token=<token>
+   Redis:      $REDIS_URL
    Nodes:      $(for n in $(api_names) $(ws_names); do printf '%s=:%s ' "$n" "$(node_port "$n")"; done)$prometheus_line
    Demo login: demo@example.com / demo-password
 
