@@ -19,7 +19,7 @@ use crate::passwords::Passwords;
 use crate::publisher::{self, Publisher};
 use crate::state::AppState;
 use crate::{db, relay, server};
-use shared::redis_conn::RedisConn;
+use shared::redis_conn::{RedisConn, RedisTarget};
 
 /// A node, bound and ready to serve.
 pub struct Application {
@@ -39,8 +39,9 @@ impl Application {
         let metrics = shared::prometheus::handle();
         crate::metrics::register();
         let pool = db::pool(&config.database_url, config.db_pool_size, config.db_timeout)?;
-        let redis_client = redis::Client::open(config.redis_url.as_str())?;
-        let redis = RedisConn::new(redis_client.clone(), config.redis_timeout)?;
+        let redis_target = RedisTarget::parse(&config.redis_url)?;
+        let redis = RedisConn::new(&redis_target, config.redis_timeout)?
+            .waiting_for_replicas(config.redis_wait_replicas);
         let keys = RedisKeys::new(config.redis_namespace.clone());
         let cache = TaskCache::new(
             redis.clone(),
@@ -55,7 +56,7 @@ impl Application {
         revocation::spawn_sync(
             revocations.clone(),
             pool.clone(),
-            redis_client,
+            redis_target,
             keys.clone(),
             &background,
         );

@@ -110,6 +110,7 @@ pub enum Lookup {
 /// The right to fill one task's empty slot, unless a write comes first.
 #[derive(Debug)]
 pub struct FillLease {
+    user_id: Uuid,
     id: Uuid,
     token: String,
 }
@@ -134,8 +135,10 @@ impl TaskCache {
 
     /// One round trip on a hit; on a miss a second one takes the lease. The
     /// caller must read PostgreSQL only after this returns.
-    pub async fn lookup(&self, id: Uuid) -> Lookup {
-        let key = self.keys.task(id);
+    /// A task is cached under its owner's key only: `user_id` is the
+    /// caller's, so another user's id never finds it.
+    pub async fn lookup(&self, user_id: Uuid, id: Uuid) -> Lookup {
+        let key = self.keys.task(user_id, id);
         let value: Option<Vec<u8>> = match self.redis.cmd(redis::cmd("GET").arg(&key)).await {
             Ok(value) => value,
             Err(err) => {
@@ -148,13 +151,13 @@ impl TaskCache {
         }
         let token = Uuid::new_v4().simple().to_string();
         let take = redis::cmd("SET")
-            .arg(self.keys.task_fill_lease(id))
+            .arg(self.keys.task_fill_lease(user_id, id))
             .arg(&token)
             .arg("PX")
             .arg(LEASE_TTL_MS)
             .to_owned();
         match self.redis.cmd::<()>(&take).await {
-            Ok(()) => Lookup::Miss(Some(FillLease { id, token })),
+            Ok(()) => Lookup::Miss(Some(FillLease { user_id, id, token })),
             Err(err) => {
                 tracing::debug!(error = %err, "cache lease failed; not filling");
                 Lookup::Miss(None)
@@ -181,13 +184,17 @@ impl TaskCache {
     }
 
     fn fill_command(&self, task: &Task, lease: FillLease) -> redis::Cmd {
-        debug_assert_eq!(lease.id, task.id, "BUG: a lease fills its own task");
+        debug_assert_eq!(
+            (lease.user_id, lease.id),
+            (task.user_id, task.id),
+            "BUG: a lease fills its own task"
+        );
         let version = i64::from(task.version);
         redis::cmd("EVAL")
             .arg(FILL_WITH_LEASE)
             .arg(2)
-            .arg(self.keys.task(task.id))
-            .arg(self.keys.task_fill_lease(task.id))
+            .arg(self.keys.task(task.user_id, task.id))
+            .arg(self.keys.task_fill_lease(task.user_id, task.id))
             .arg(lease.token)
             .arg(version)
             .arg(entry(version, task.user_id, &task.to_json()))
@@ -197,12 +204,12 @@ impl TaskCache {
 
     /// Adds "this version of the task was committed" to a pipeline: it
     /// replaces an older cached version and cancels readers' leases.
-    pub fn add_task(&self, pipe: &mut Pipeline, id: Uuid, version: i64, user_id: Uuid, json: &str) {
+    pub fn add_task(&self, pipe: &mut Pipeline, user_id: Uuid, id: Uuid, version: i64, json: &str) {
         pipe.cmd("EVAL")
             .arg(UPGRADE)
             .arg(2)
-            .arg(self.keys.task(id))
-            .arg(self.keys.task_fill_lease(id))
+            .arg(self.keys.task(user_id, id))
+            .arg(self.keys.task_fill_lease(user_id, id))
             .arg(version)
             .arg(entry(version, user_id, json))
             .arg(self.ttl_ms)
@@ -210,12 +217,12 @@ impl TaskCache {
     }
 
     /// Adds "this task is deleted" to a pipeline.
-    pub fn add_tombstone(&self, pipe: &mut Pipeline, id: Uuid) {
+    pub fn add_tombstone(&self, pipe: &mut Pipeline, user_id: Uuid, id: Uuid) {
         pipe.cmd("EVAL")
             .arg(TOMBSTONE)
             .arg(2)
-            .arg(self.keys.task(id))
-            .arg(self.keys.task_fill_lease(id))
+            .arg(self.keys.task(user_id, id))
+            .arg(self.keys.task_fill_lease(user_id, id))
             .arg(format!("{TOMBSTONE_VERSION}|-|"))
             .arg(self.ttl_ms)
             .ignore();

@@ -26,6 +26,10 @@ pub struct Config {
     pub redis_namespace: String,
     /// `REDIS_TIMEOUT_MS`: a Redis call slower than this counts as a miss.
     pub redis_timeout: Duration,
+    /// Replicas a published event must reach before it counts as published
+    /// (`REDIS_WAIT_REPLICAS`; default 1 on a Redis Cluster, 0 on one
+    /// server).
+    pub redis_wait_replicas: u32,
     /// `CACHE_TTL_SECS`: lifetime of a cached task.
     pub cache_ttl: Duration,
     /// `JWT_SECRET`, `JWT_ALGORITHM`, `JWT_TTL_SECS`.
@@ -83,14 +87,17 @@ impl Config {
                     .map_err(|err| anyhow::anyhow!("TRUSTED_PROXIES: {err}"))
             })
             .collect::<anyhow::Result<_>>()?;
+        let redis_url = required("REDIS_URL")?;
+        let on_cluster = redis_url.starts_with(shared::redis_conn::CLUSTER_SCHEME);
         Ok(Self {
             listen_addr: parsed_or("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             database_url: required("DATABASE_URL")?,
             db_pool_size: parsed_or("DB_POOL_SIZE", 16)?,
             db_timeout: Duration::from_millis(parsed_or("DB_TIMEOUT_MS", 2000)?),
-            redis_url: required("REDIS_URL")?,
+            redis_url,
             redis_namespace: string_or("REDIS_NAMESPACE", "tasks"),
             redis_timeout: Duration::from_millis(parsed_or("REDIS_TIMEOUT_MS", 250)?),
+            redis_wait_replicas: parsed_or("REDIS_WAIT_REPLICAS", u32::from(on_cluster))?,
             cache_ttl: Duration::from_secs(parsed_or("CACHE_TTL_SECS", 300)?),
             jwt: JwtKeys::from_env()?,
             email_limit: LoginLimit {

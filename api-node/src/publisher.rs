@@ -1,6 +1,7 @@
 //! Putting committed events on Redis: one pipelined round trip per write
-//! that updates the cache, publishes on the owner's channel and appends to
-//! the owner's recent-event store. The same function serves the write path
+//! that updates the cache, publishes on the owner's channel (SPUBLISH on a
+//! cluster) and appends to the owner's recent-event store, all keys of the
+//! owner's slot. The same function serves the write path
 //! and the relay, so a republished event has exactly the same effects.
 
 use std::sync::{Arc, Mutex};
@@ -128,13 +129,29 @@ impl Publisher {
 
     /// Puts `events` on Redis in one round trip. On failure they stay
     /// unpublished in the outbox for the relay.
+    /// One pipeline per user, all sent at once: a user's keys share one
+    /// slot, so on a cluster each pipeline goes to one shard.
     pub async fn put_on_redis(&self, events: &[OutboxEvent]) -> Result<(), RedisFailure> {
-        let mut pipe = redis::pipe();
+        let mut pipes: Vec<(Uuid, redis::Pipeline)> = Vec::new();
         for event in events {
-            self.add_event(&mut pipe, event);
+            let at = match pipes.iter().position(|(user, _)| *user == event.user_id) {
+                Some(at) => at,
+                None => {
+                    pipes.push((event.user_id, redis::pipe()));
+                    pipes.len() - 1
+                }
+            };
+            self.add_event(&mut pipes[at].1, event);
         }
-        match self.redis.run::<()>(&pipe).await {
-            Ok(()) => {
+        for (_, pipe) in &mut pipes {
+            self.redis.add_replica_wait(pipe);
+        }
+        let sent = futures_util::future::join_all(
+            pipes.iter().map(|(_, pipe)| self.redis.run::<()>(pipe)),
+        )
+        .await;
+        match sent.into_iter().collect::<Result<Vec<()>, _>>() {
+            Ok(_) => {
                 metrics::counter!(crate::metrics::EVENTS_PUBLISHED).increment(events.len() as u64);
                 Ok(())
             }
@@ -148,10 +165,10 @@ impl Publisher {
     fn add_event(&self, pipe: &mut redis::Pipeline, event: &OutboxEvent) {
         match EventView::parse(&event.payload).and_then(|view| Ok((view.task_key()?, view))) {
             Ok((key, view)) => match (view.kind, key.version) {
-                ("TASK_DELETED", _) => self.cache.add_tombstone(pipe, key.id),
+                ("TASK_DELETED", _) => self.cache.add_tombstone(pipe, event.user_id, key.id),
                 (_, Some(version)) => {
                     self.cache
-                        .add_task(pipe, key.id, version, event.user_id, view.task.get())
+                        .add_task(pipe, event.user_id, key.id, version, view.task.get())
                 }
                 _ => tracing::error!(seq = event.seq, "BUG: event without a task version"),
             },
@@ -160,7 +177,9 @@ impl Publisher {
             }
         }
         let recent = self.keys.user_recent_events(event.user_id);
-        pipe.publish(self.keys.user_events_channel(event.user_id), &event.payload)
+        pipe.cmd(self.redis.publish_command())
+            .arg(self.keys.user_events_channel(event.user_id))
+            .arg(&event.payload)
             .ignore()
             .zadd(&recent, &event.payload, event.seq)
             .ignore()

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::passwords::Passwords;
 use crate::publisher::Publisher;
 use crate::task_writes;
-use shared::redis_conn::RedisConn;
+use shared::redis_conn::{RedisConn, RedisTarget};
 use shared::redis_keys::RedisKeys;
 
 /// The demo login the README names.
@@ -30,7 +30,7 @@ const DEMO_TASKS: &[(&str, &str, i64)] = &[
 pub async fn run(config: &Config) -> anyhow::Result<()> {
     let pool = db::pool(&config.database_url, 2, config.db_timeout)?;
     let redis = RedisConn::new(
-        redis::Client::open(config.redis_url.as_str())?,
+        &RedisTarget::parse(&config.redis_url)?,
         config.redis_timeout,
     )?;
     let keys = RedisKeys::new(config.redis_namespace.clone());

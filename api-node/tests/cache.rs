@@ -11,6 +11,7 @@ use common::redis_server::RedisServer;
 use common::{eventually, TestApp, TestUser};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use shared::redis_keys::RedisKeys;
 
 fn task_path(id: &str) -> String {
     format!("/api/tasks/{id}")
@@ -21,11 +22,14 @@ fn id_of(task: &Value) -> String {
 }
 
 /// Drops a task's cache entry, as its expiry or an eviction would.
-async fn evict(app: &TestApp, id: &str) {
+async fn evict(app: &TestApp, user: &TestUser, id: &str) {
     let client = redis::Client::open(app.config.redis_url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     redis::cmd("DEL")
-        .arg(format!("{}:task:{id}", app.config.redis_namespace))
+        .arg(
+            RedisKeys::new(app.config.redis_namespace.clone())
+                .task(user.id.parse().unwrap(), id.parse().unwrap()),
+        )
         .query_async::<()>(&mut conn)
         .await
         .unwrap();
@@ -51,7 +55,7 @@ async fn a_read_of_an_uncached_task_is_a_miss_and_the_next_reads_are_hits() {
         .create_task(&user, json!({ "title": "cached", "description": "x|y" }))
         .await;
     let id = id_of(&task);
-    evict(&app, &id).await;
+    evict(&app, &user, &id).await;
 
     let first = app.get(&task_path(&id), &user.token).await;
 
@@ -142,7 +146,7 @@ async fn an_uncached_task_updated_elsewhere_is_never_read_stale() {
     let path = task_path(&id);
 
     for version in 2..=8 {
-        evict(&a, &id).await;
+        evict(&a, &user, &id).await;
         let (read, written) = tokio::join!(
             a.get(&path, &user.token),
             b.put(&path, &user.token, json!({ "priority": version }))

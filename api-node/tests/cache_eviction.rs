@@ -20,7 +20,7 @@ use common::redis_server::RedisServer;
 use common::{eventually, TestApp, TestUser};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shared::redis_conn::RedisConn;
+use shared::redis_conn::{RedisConn, RedisTarget};
 use shared::redis_keys::RedisKeys;
 use uuid::Uuid;
 
@@ -111,9 +111,9 @@ async fn evicted_keys(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
 /// The node's own cache code, on the node's Redis and namespace: a second
 /// reader whose timing the test controls.
 fn slow_reader(app: &TestApp) -> TaskCache {
-    let client = redis::Client::open(app.config.redis_url.as_str()).unwrap();
+    let target = RedisTarget::parse(&app.config.redis_url).unwrap();
     TaskCache::new(
-        RedisConn::new(client, Duration::from_secs(2)).unwrap(),
+        RedisConn::new(&target, Duration::from_secs(2)).unwrap(),
         RedisKeys::new(app.config.redis_namespace.clone()),
         60_000,
     )
@@ -147,8 +147,8 @@ async fn outbox_event(app: &TestApp, user: &TestUser, seq: i64) -> OutboxEvent {
     }
 }
 
-fn task_key(app: &TestApp, id: Uuid) -> String {
-    RedisKeys::new(app.config.redis_namespace.clone()).task(id)
+fn task_key(app: &TestApp, user: &TestUser, id: Uuid) -> String {
+    RedisKeys::new(app.config.redis_namespace.clone()).task(user.id.parse().unwrap(), id)
 }
 
 fn path(id: Uuid) -> String {
@@ -196,7 +196,7 @@ async fn a_slow_reader_fills_when_nothing_happened_meanwhile() {
     let id: Uuid = task["id"].as_str().unwrap().parse().unwrap();
     let reader = slow_reader(&app);
 
-    let Lookup::Miss(Some(lease)) = reader.lookup(id).await else {
+    let Lookup::Miss(Some(lease)) = reader.lookup(user.id.parse().unwrap(), id).await else {
         panic!("a new task is not cached yet");
     };
     let v1 = read_task(&app, &user, id).await;
@@ -216,11 +216,11 @@ async fn a_slow_reader_cannot_put_back_an_older_version_after_an_eviction() {
     let task = a.create_task(&user, json!({ "title": "v1" })).await;
     let id: Uuid = task["id"].as_str().unwrap().parse().unwrap();
     until_hit(&a, &user, id).await;
-    evict_under_pressure(&redis.url(), &[task_key(&a, id)]).await;
+    evict_under_pressure(&redis.url(), &[task_key(&a, &user, id)]).await;
     let reader = slow_reader(&a);
 
     // A reader misses, takes its lease and reads version 1 ...
-    let Lookup::Miss(Some(lease)) = reader.lookup(id).await else {
+    let Lookup::Miss(Some(lease)) = reader.lookup(user.id.parse().unwrap(), id).await else {
         panic!("the entry was evicted");
     };
     let v1 = read_task(&a, &user, id).await;
@@ -230,7 +230,7 @@ async fn a_slow_reader_cannot_put_back_an_older_version_after_an_eviction() {
         .await;
     assert_eq!(written.status, StatusCode::OK, "{}", written.body);
     // ... whatever it left in Redis is evicted ...
-    let evicted = evict_under_pressure(&redis.url(), &[task_key(&a, id)]).await;
+    let evicted = evict_under_pressure(&redis.url(), &[task_key(&a, &user, id)]).await;
     assert!(evicted > 0);
     // ... and only then does the reader's fill arrive.
     let filled = reader.fill_now(&v1, lease).await.unwrap();
@@ -259,12 +259,12 @@ async fn a_late_publish_of_an_older_version_cannot_fill_an_evicted_entry() {
     // Version 3's entry is evicted; then the relay republishes version 2's
     // event (seq 2: create is 1), as it does for an event it finds
     // unpublished.
-    evict_under_pressure(&redis.url(), &[task_key(&a, id)]).await;
+    evict_under_pressure(&redis.url(), &[task_key(&a, &user, id)]).await;
     let late = outbox_event(&a, &user, 2).await;
     assert!(late.payload.contains("\"v2\""), "{}", late.payload);
     let keys = RedisKeys::new(a.config.redis_namespace.clone());
     let conn = RedisConn::new(
-        redis::Client::open(redis.url()).unwrap(),
+        &RedisTarget::parse(&redis.url()).unwrap(),
         Duration::from_secs(2),
     )
     .unwrap();
@@ -284,23 +284,23 @@ async fn a_deleted_task_stays_deleted_after_its_tombstone_is_evicted() {
     let task = a.create_task(&user, json!({ "title": "doomed" })).await;
     let id: Uuid = task["id"].as_str().unwrap().parse().unwrap();
     until_hit(&a, &user, id).await;
-    evict_under_pressure(&redis.url(), &[task_key(&a, id)]).await;
+    evict_under_pressure(&redis.url(), &[task_key(&a, &user, id)]).await;
     let reader = slow_reader(&a);
 
     // A reader misses and reads the task ...
-    let Lookup::Miss(Some(lease)) = reader.lookup(id).await else {
+    let Lookup::Miss(Some(lease)) = reader.lookup(user.id.parse().unwrap(), id).await else {
         panic!("the entry was evicted");
     };
     let before = read_task(&a, &user, id).await;
     // ... it is deleted through the other node, its tombstone evicted ...
     let deleted = b.delete(&path(id), &user.token).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    evict_under_pressure(&redis.url(), &[task_key(&a, id)]).await;
+    evict_under_pressure(&redis.url(), &[task_key(&a, &user, id)]).await;
     // ... then the reader's fill and the relay's late republish of the
     // create event arrive.
     assert!(!reader.fill_now(&before, lease).await.unwrap());
     let conn = RedisConn::new(
-        redis::Client::open(redis.url()).unwrap(),
+        &RedisTarget::parse(&redis.url()).unwrap(),
         Duration::from_secs(2),
     )
     .unwrap();

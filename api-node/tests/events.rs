@@ -14,6 +14,7 @@ use common::redis_server::RedisServer;
 use common::{eventually, Subscriber, TestApp, TestUser};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use shared::redis_keys::RedisKeys;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -67,7 +68,8 @@ impl Events {
 
 /// Subscribes to the user's event channel on `redis_url`.
 async fn subscribe_on(redis_url: &str, app: &TestApp, user: &TestUser) -> Events {
-    let channel = format!("{}:events:{}", app.config.redis_namespace, user.id);
+    let channel = RedisKeys::new(app.config.redis_namespace.clone())
+        .user_events_channel(user.id.parse().unwrap());
     Events {
         sub: Subscriber::start(redis_url, channel).await,
         seen: HashMap::new(),

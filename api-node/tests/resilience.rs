@@ -9,6 +9,7 @@ use common::redis_server::RedisServer;
 use common::{eventually, test_config, Subscriber, TestApp, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use shared::redis_keys::RedisKeys;
 use uuid::Uuid;
 
 fn task_path(id: &str) -> String {
@@ -55,7 +56,8 @@ async fn with_postgresql_down_task_requests_are_503_unavailable_and_nothing_is_h
     let id = task["id"].as_str().unwrap().to_owned();
     let mut events = Subscriber::start(
         &app.config.redis_url,
-        format!("{}:events:{}", app.config.redis_namespace, user.id),
+        RedisKeys::new(app.config.redis_namespace.clone())
+            .user_events_channel(user.id.parse().unwrap()),
     )
     .await;
 

@@ -18,35 +18,36 @@ impl RedisKeys {
         }
     }
 
-    /// The cached JSON of one task.
-    pub fn task(&self, task_id: Uuid) -> String {
-        format!("{}:task:{task_id}", self.namespace)
+    /// The cached JSON of one task of its owner's.
+    pub fn task(&self, user_id: Uuid, task_id: Uuid) -> String {
+        format!("{}:{{{user_id}}}:task:{task_id}", self.namespace)
     }
 
     /// A reader's lease on filling one task's cache slot (see the
     /// api-node's `cache` module).
-    pub fn task_fill_lease(&self, task_id: Uuid) -> String {
-        format!("{}:task-fill:{task_id}", self.namespace)
+    pub fn task_fill_lease(&self, user_id: Uuid, task_id: Uuid) -> String {
+        format!("{}:{{{user_id}}}:task-fill:{task_id}", self.namespace)
     }
 
-    /// The pub/sub channel that carries one user's task events.
+    /// The pub/sub channel that carries one user's task events (sharded
+    /// pub/sub on a cluster).
     pub fn user_events_channel(&self, user_id: Uuid) -> String {
-        format!("{}:events:{user_id}", self.namespace)
+        format!("{}:{{{user_id}}}:events", self.namespace)
     }
 
     /// The user whose events channel this is, if it is one.
-    pub fn user_of_events_channel(&self, channel: &str) -> Option<Uuid> {
-        channel
-            .strip_prefix(&self.namespace)?
-            .strip_prefix(":events:")?
-            .parse()
-            .ok()
+    pub fn user_of_events_channel(&self, channel: &[u8]) -> Option<Uuid> {
+        let user = channel
+            .strip_prefix(self.namespace.as_bytes())?
+            .strip_prefix(b":{")?
+            .strip_suffix(b"}:events")?;
+        std::str::from_utf8(user).ok()?.parse().ok()
     }
 
     /// The sorted set (score = seq) of one user's recent events, for resuming
     /// with `since`.
     pub fn user_recent_events(&self, user_id: Uuid) -> String {
-        format!("{}:recent:{user_id}", self.namespace)
+        format!("{}:{{{user_id}}}:recent", self.namespace)
     }
 
     /// The pub/sub channel on which logouts are announced to every node.
@@ -63,17 +64,31 @@ mod tests {
     fn events_channels_name_their_user() {
         let keys = RedisKeys::new("ns");
         let user = Uuid::new_v4();
+        let channel = keys.user_events_channel(user);
+        assert_eq!(keys.user_of_events_channel(channel.as_bytes()), Some(user));
         assert_eq!(
-            keys.user_of_events_channel(&keys.user_events_channel(user)),
-            Some(user)
-        );
-        assert_eq!(
-            keys.user_of_events_channel(&keys.revocations_channel()),
+            keys.user_of_events_channel(keys.revocations_channel().as_bytes()),
             None
         );
         assert_eq!(
-            RedisKeys::new("other").user_of_events_channel(&keys.user_events_channel(user)),
+            RedisKeys::new("other").user_of_events_channel(channel.as_bytes()),
             None
         );
+    }
+
+    #[test]
+    fn a_users_keys_share_one_hash_tag() {
+        let keys = RedisKeys::new("ns");
+        let (user, task) = (Uuid::new_v4(), Uuid::new_v4());
+        let tag = format!("{{{user}}}");
+        for name in [
+            keys.task(user, task),
+            keys.task_fill_lease(user, task),
+            keys.user_events_channel(user),
+            keys.user_recent_events(user),
+        ] {
+            assert!(name.contains(&tag), "{name}");
+            assert_eq!(name.matches('{').count(), 1, "{name}");
+        }
     }
 }

@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::background::Background;
+use crate::redis_conn::RedisTarget;
 use crate::redis_keys::RedisKeys;
 
 /// How often PostgreSQL is polled: the contract's "within one second".
@@ -191,7 +192,7 @@ pub async fn load(revocations: &Revocations, pool: &Pool, within: Duration) -> b
 pub fn spawn_sync(
     revocations: Arc<Revocations>,
     pool: Pool,
-    redis: redis::Client,
+    redis: RedisTarget,
     keys: RedisKeys,
     background: &Background,
 ) {
@@ -222,9 +223,14 @@ pub fn spawn_sync(
 
     background.spawn(async move {
         let channel = keys.revocations_channel();
-        loop {
+        // A cluster carries classic pub/sub to every node: any seed will
+        // do, and the next one is tried when one is lost.
+        for attempt in 0usize.. {
+            let seed = &redis.seeds()[attempt % redis.seeds().len()];
             let follow = async {
-                let mut pubsub = redis.get_async_pubsub().await?;
+                let mut pubsub = redis::Client::open(seed.clone())?
+                    .get_async_pubsub()
+                    .await?;
                 pubsub.subscribe(&channel).await?;
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {

@@ -12,7 +12,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use shared::background::Background;
-use shared::redis_conn::RedisConn;
+use shared::redis_conn::{RedisConn, RedisTarget};
 use shared::redis_keys::RedisKeys;
 use shared::revocation::{self, Revocations};
 use tokio::net::TcpListener;
@@ -51,8 +51,8 @@ impl Application {
             config.db_timeout,
             "ws-node",
         )?;
-        let redis_client = redis::Client::open(config.redis_url.as_str())?;
-        let redis = RedisConn::new(redis_client.clone(), Duration::from_millis(500))?;
+        let redis_target = RedisTarget::parse(&config.redis_url)?;
+        let redis = RedisConn::new(&redis_target, Duration::from_millis(500))?;
         let keys = RedisKeys::new(config.redis_namespace.clone());
         let history = History::new(pool.clone(), redis.clone(), keys.clone());
         let (interest_tx, interest_rx) = mpsc::unbounded_channel();
@@ -65,7 +65,7 @@ impl Application {
         revocation::spawn_sync(
             revocations.clone(),
             pool.clone(),
-            redis_client.clone(),
+            redis_target.clone(),
             keys.clone(),
             &background,
         );
@@ -76,11 +76,12 @@ impl Application {
             background.stopping(),
         ));
         background.spawn(broker::run(
-            redis_client,
+            redis_target,
+            redis.clone(),
             keys,
             Arc::new(fanout),
             interest_rx,
-            background.stopping(),
+            background.clone(),
         ));
 
         let listener = TcpListener::bind(config.listen_addr).await?;

@@ -7,8 +7,9 @@
 //! few map lookups and queue pushes, no I/O). An event that finds a gap
 //! opens a *lane* for its user: a task of that user's own fills the gap
 //! from history while later events of that user wait in the lane, in order
-//! and bounded; other users' events keep flowing past. After Redis comes
-//! back, every subscribed user is caught up the same way, with at most
+//! and bounded; other users' events keep flowing past. After a user's
+//! channel is subscribed again (Redis back, a cluster failover), the user
+//! is caught up the same way, with at most
 //! `PARALLEL_FILLS` (16) history lookups at once.
 
 use std::sync::Arc;
@@ -105,12 +106,10 @@ impl Fanout {
         }
     }
 
-    /// After a reconnect: brings every subscribed user up to the latest
+    /// After (re)subscribing: brings these users up to their latest
     /// committed seq (one query for all of them, then a fill each).
-    async fn catch_up(self) {
-        let users = self.inner.hub.subscribed_users();
-        let ids: Vec<Uuid> = users.iter().map(|(user, _)| *user).collect();
-        let latest = match self.inner.history.latest_seqs(&ids).await {
+    async fn catch_up(self, users: Vec<Uuid>) {
+        let latest = match self.inner.history.latest_seqs(&users).await {
             Ok(latest) => latest,
             Err(err) => {
                 // Each user's next event finds its gap and fills it.
@@ -141,8 +140,8 @@ impl EventSink for Fanout {
         }
     }
 
-    fn reconnected(&self) {
-        self.spawn(self.clone().catch_up());
+    fn resubscribed(&self, users: Vec<Uuid>) {
+        self.spawn(self.clone().catch_up(users));
     }
 }
 

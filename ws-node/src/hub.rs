@@ -328,15 +328,6 @@ impl Hub {
         self.users.get(&user).and_then(|u| u.last_seq)
     }
 
-    /// Users with a subscriber here, and their last fanned-out seq.
-    pub fn subscribed_users(&self) -> Vec<(Uuid, Option<i64>)> {
-        self.users
-            .iter()
-            .filter(|u| u.subscribers() > 0)
-            .map(|u| (*u.key(), u.last_seq))
-            .collect()
-    }
-
     /// Fans an event out to the user's subscribed connections, in seq order.
     /// With `allow_gap` the event goes out even when earlier ones are
     /// missing (history no longer has them; clients will resync).

@@ -30,7 +30,8 @@ async fn a_user_whose_gap_fill_is_stuck_does_not_hold_up_other_users_or_subscrib
     );
     let (mut stuck_client, _) = ws.subscribed(&stuck.token).await;
     let (mut flowing_client, _) = ws.subscribed(&flowing.token).await;
-    let channel = |user: &str| format!("{}:events:{user}", api.config.redis_namespace);
+    let keys = shared::redis_keys::RedisKeys::new(api.config.redis_namespace.clone());
+    let channel = |user: &str| keys.user_events_channel(user.parse().unwrap());
     let mut redis = redis_conn(&api.config.redis_url).await;
 
     // Hold up every read of the outbox: the stuck user's gap fill waits

@@ -131,7 +131,8 @@ async fn a_resume_within_1000_events_replays_every_one_in_order() {
     let payloads = seed_events(&api, &user, 1_500, 0).await;
     // The newest 300 are also in the recent-event store: the replay reads
     // its first pages from PostgreSQL and its last ones from Redis.
-    let key = format!("{}:recent:{}", api.config.redis_namespace, user.id);
+    let key = shared::redis_keys::RedisKeys::new(api.config.redis_namespace.clone())
+        .user_recent_events(user.id.parse().unwrap());
     let mut redis = common::redis_conn(&api.config.redis_url).await;
     for seq in 1_201..=1_500 {
         let _: () = redis::cmd("ZADD")

@@ -144,7 +144,8 @@ async fn create(api: &TestApp, user: &TestUser, n: usize) -> Vec<Value> {
 
 /// Deletes the user's recent-event store in Redis.
 async fn forget_recent_events(api: &TestApp, user: &TestUser) {
-    let key = format!("{}:recent:{}", api.config.redis_namespace, user.id);
+    let key = shared::redis_keys::RedisKeys::new(api.config.redis_namespace.clone())
+        .user_recent_events(user.id.parse().unwrap());
     let mut redis = common::redis_conn(&api.config.redis_url).await;
     let deleted: i64 = redis::cmd("DEL")
         .arg(&key)

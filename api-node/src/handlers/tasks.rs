@@ -64,7 +64,7 @@ pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Resu
     let lookup = if state.publisher.has_pending() {
         Lookup::Miss(None)
     } else {
-        state.cache.lookup(id).await
+        state.cache.lookup(caller.id, id).await
     };
     match lookup {
         Lookup::Hit(cached) => {

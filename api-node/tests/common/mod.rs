@@ -35,6 +35,13 @@ pub fn redis_url() -> String {
         .expect("TEST_REDIS_URL is not set: run the tests with scripts/test.sh")
 }
 
+/// The test Redis Cluster (3 primaries + 3 replicas), as a
+/// `redis+cluster://` URL of its seed nodes.
+pub fn redis_cluster_url() -> String {
+    std::env::var("TEST_REDIS_CLUSTER_URL")
+        .expect("TEST_REDIS_CLUSTER_URL is not set: run the tests with scripts/test.sh")
+}
+
 /// A database of this test's own; dropped with the last handle.
 pub struct TestDb {
     pub name: String,
@@ -114,6 +121,7 @@ pub fn test_config(db: &TestDb, namespace: &str) -> Config {
         redis_url: redis_url(),
         redis_namespace: namespace.to_owned(),
         redis_timeout: Duration::from_millis(250),
+        redis_wait_replicas: 0,
         cache_ttl: Duration::from_secs(60),
         jwt: jwt_keys(),
         email_limit: LoginLimit {
