@@ -17,7 +17,8 @@
 #   WS_IDLE_CONNS=19000  idle sockets (the process fd limit here is 20,000)
 #   WS_FANOUT_CONNS=10000 WS_FANOUT_USERS=1000 WS_FANOUT_RATE=500
 #   WS_CAPACITY_RATES=500,1000,...  the writer's steps (writes/s) in ws_capacity
-#   BENCH_ONLY="create_task pgbench_create"  run only these scenarios, for
+#   BENCH_ONLY="create_task pgbench_create"   (redis_events_cluster also runs
+#                      redis_events_cluster_wait)  run only these scenarios, for
 #                      iterating on one figure: outputs go to .local/bench-last/
 #                      and RESULTS.md is left alone
 #   BENCH_PERF=api-node|ws-node  run that node under `perf record -g` (cpu-clock
@@ -206,6 +207,18 @@ done
 sleep 2
 run ws_capacity "$BIN/loadgen" capacity --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
     --conns 2000 --users 1000 --rates "${WS_CAPACITY_RATES:-500,1000,1250,1500,1750,2000,2250,2500,3000}" --secs "$SECS" --pid "$WS_PID"
+
+# Events through Redis alone (issue 12): published as the api-node does and
+# received by the ws-node's own broker, one Redis against a throwaway Redis
+# Cluster (3 primaries + 3 replicas) on the same cores, with and without the
+# WAIT for a replica that api-nodes add on a cluster.
+run redis_events_single "$BIN/loadgen" redis-events --redis "redis://127.0.0.1:$REDISPORT" --users 1000 --secs "$SECS"
+if [[ -z "${BENCH_ONLY:-}" || " $BENCH_ONLY " == *" redis_events_cluster"* ]]; then
+    start_redis_cluster "$STATE/redis-cluster"
+    run redis_events_cluster "$BIN/loadgen" redis-events --redis "$SVC_REDIS_CLUSTER_URL" --users 1000 --secs "$SECS"
+    run redis_events_cluster_wait "$BIN/loadgen" redis-events --redis "$SVC_REDIS_CLUSTER_URL" --users 1000 --secs "$SECS" --wait-replicas 1
+    stop_redis_cluster
+fi
 
 # One process holds both ends here, so at most half the fd limit of sockets.
 run tcp_floor "$BIN/loadgen" tcp-floor --conns "$(( ${WS_FANOUT_CONNS:-10000} < 9900 ? ${WS_FANOUT_CONNS:-10000} : 9900 ))"

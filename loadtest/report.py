@@ -170,6 +170,21 @@ rows.append((f"Capacity: {fmt(capacity.get('connections'))} sockets of {fmt(capa
              f"{fmt(capacity.get('best_writes_per_sec'))} writes/s", fmt(best.get("p50_ms")), fmt(best.get("p99_ms")), "`POST /api/tasks` alone", fmt(r, 2),
              f"≥ 0.80: {verdict(r is not None and r >= 0.8)}"))
 
+# Events through Redis alone (issue 12): one server against a Redis Cluster
+# on the same cores. The cluster's primaries also feed their replicas.
+redis_single = result("redis_events_single")
+for name, what in [("redis_events_single", "one Redis, no replica"),
+                   ("redis_events_cluster", "a Redis Cluster, 3 primaries + 3 replicas"),
+                   ("redis_events_cluster_wait", "a Redis Cluster, 3 primaries + 3 replicas, each event `WAIT`ing for its replica (the api-node's default on a cluster)")]:
+    data = result(name)
+    single = name == "redis_events_single"
+    rows.append((f"Events through {what}: published as the api-node does, received by the ws-node's broker ({fmt(data.get('users'))} users, "
+                 f"{fmt(data.get('inflight'))} pipelines in flight); Redis {fmt(data.get('redis_cpu_us_per_event'), 1)} µs CPU per event",
+                 f"{fmt(data.get('received_per_sec'))} events/s", "–", "–", "–" if single else "one Redis",
+                 f"{fmt(data.get('events_per_redis_core'))} events/s per saturated Redis core" if single else
+                 f"×{fmt(ratio(data.get('received_per_sec'), redis_single.get('received_per_sec')), 2)}; {fmt(data.get('events_per_redis_core'))} events/s per saturated Redis core",
+                 f"every event received once: {verdict(data.get('lost') == 0 and data.get('failed') == 0 and data.get('published'))}"))
+
 # The chart: p50 and p99 of every scenario that has both.
 labels, p50s, p99s = [], [], []
 for label, data in [("floor", floor), ("cached GET", cached), ("POST task", create), ("login", login),

@@ -10,6 +10,9 @@
 //!   every connection has it.
 //! - `capacity`: U users × 2 sockets while the writer steps its rate up:
 //!   the most writes/s whose events all arrive with p99 under 10 ms.
+//! - `redis-events`: events/s through Redis alone (one server or a Redis
+//!   Cluster), published as the api-node does and received by the
+//!   ws-node's own broker; with the Redis CPU per event.
 //! - `watch`: prints a user's live events (for trying the system by hand).
 //! - `tcp-floor`: the least one message to N loopback sockets can cost
 //!   here (the limit the broadcast is compared with).
@@ -34,6 +37,7 @@
 mod args;
 mod client;
 mod paced;
+mod redis_events;
 mod scenarios;
 mod soak;
 mod tcp_floor;
@@ -53,8 +57,9 @@ async fn main() -> ExitCode {
         "paced-get" => paced::paced_get(&args).await,
         "tcp-floor" => tcp_floor::tcp_floor(&args).await,
         "watch" => watch::watch(&args).await,
+        "redis-events" => redis_events::redis_events(&args).await,
         _ => {
-            eprintln!("usage: loadgen idle|fanout|broadcast|capacity|soak|paced-get|tcp-floor|watch [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS] [--deflate 1] [--description 1]");
+            eprintln!("usage: loadgen idle|fanout|broadcast|capacity|soak|paced-get|tcp-floor|watch|redis-events [--redis URL] [--api URL] [--ws URL] [--conns N] [--users N] [--rate N] [--secs N] [--pid PID] [--hold SECS] [--deflate 1] [--description 1]");
             return ExitCode::from(2);
         }
     };
