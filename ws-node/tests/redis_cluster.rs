@@ -2,8 +2,9 @@
 //! primaries + 3 replicas, `TEST_REDIS_CLUSTER_URL`): events over sharded
 //! pub/sub to sockets on two ws-nodes from two api-nodes, for users whose
 //! channels live on different shards; the cache and read-your-writes across
-//! nodes; resuming with `since`; a logout reaching every node. The failover
-//! under traffic is the chaos suite's (scripts/chaos.sh).
+//! nodes; resuming with `since`; a logout reaching every node; a user's slot
+//! moved to another primary while their socket is subscribed. The failover
+//! under traffic is the chaos suite's (scripts/chaos.sh, FAILOVER.md).
 
 mod common;
 
@@ -17,7 +18,8 @@ use serde_json::json;
 use shared::redis_conn::{RedisConn, RedisTarget};
 use shared::redis_keys::RedisKeys;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use ws_node::broker::topology::Topology;
+use uuid::Uuid;
+use ws_node::broker::topology::{self, Topology};
 
 /// Two api-nodes on the cluster, waiting for one replica per write.
 async fn api_nodes() -> (TestApp, TestApp) {
@@ -182,4 +184,119 @@ async fn a_logout_reaches_every_node_within_a_second() {
         })
         .await
     );
+}
+
+/// A connection to one node of the test cluster.
+async fn node(addr: &str) -> redis::aio::MultiplexedConnection {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    RedisTarget::parse(&redis_cluster_url())
+        .unwrap()
+        .node_client(host, port.parse().unwrap())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn query<T: redis::FromRedisValue>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    cmd: &mut redis::Cmd,
+) -> T {
+    cmd.query_async(conn).await.unwrap()
+}
+
+/// Moves `slot`, keys and all, to another primary, as `redis-cli --cluster
+/// reshard` does: IMPORTING / MIGRATING, MIGRATE every key, then the new
+/// owner announced to every primary.
+async fn move_slot(slot: u16) {
+    let target = RedisTarget::parse(&redis_cluster_url()).unwrap();
+    let conn = RedisConn::new(&target, Duration::from_secs(2)).unwrap();
+    let Topology::Cluster(ranges) = Topology::read(&conn).await.unwrap() else {
+        unreachable!()
+    };
+    let from = ranges
+        .iter()
+        .find(|(start, end, _)| (*start..=*end).contains(&slot))
+        .map(|(_, _, addr)| addr.clone())
+        .unwrap();
+    let mut primaries: Vec<String> = ranges.iter().map(|(_, _, addr)| addr.clone()).collect();
+    primaries.sort();
+    primaries.dedup();
+    let to = primaries
+        .iter()
+        .find(|addr| **addr != from)
+        .unwrap()
+        .clone();
+    let (mut src, mut dst) = (node(&from).await, node(&to).await);
+    let src_id: String = query(&mut src, redis::cmd("CLUSTER").arg("MYID")).await;
+    let dst_id: String = query(&mut dst, redis::cmd("CLUSTER").arg("MYID")).await;
+
+    let setslot = |state: &str, id: &str| {
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .arg(id)
+            .to_owned()
+    };
+    query::<()>(&mut dst, &mut setslot("IMPORTING", &src_id)).await;
+    query::<()>(&mut src, &mut setslot("MIGRATING", &dst_id)).await;
+    let (host, port) = to.rsplit_once(':').unwrap();
+    loop {
+        let keys: Vec<String> = query(
+            &mut src,
+            redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(100),
+        )
+        .await;
+        if keys.is_empty() {
+            break;
+        }
+        query::<()>(
+            &mut src,
+            redis::cmd("MIGRATE")
+                .arg(host)
+                .arg(port)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys),
+        )
+        .await;
+    }
+    query::<()>(&mut dst, &mut setslot("NODE", &dst_id)).await;
+    query::<()>(&mut src, &mut setslot("NODE", &dst_id)).await;
+    for addr in primaries.iter().filter(|a| **a != from && **a != to) {
+        query::<()>(&mut node(addr).await, &mut setslot("NODE", &dst_id)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_users_slot_moved_to_another_primary_leaves_their_stream_whole() {
+    let (a, _b) = api_nodes().await;
+    let ws = WsNode::start(&a).await;
+    let user = a.register().await;
+    let (mut socket, _) = ws.subscribed(&user.token).await;
+    let task = a.create_task(&user, json!({ "title": "before" })).await;
+    assert_eq!(seqs(&socket.events(1).await), [1]);
+
+    let id: Uuid = user.id.parse().unwrap();
+    move_slot(topology::slot(format!("{{{id}}}").as_bytes())).await;
+
+    // Writes right after the move: the node's old subscription is gone
+    // (the old owner dropped it); every event still arrives once, in order.
+    for n in 0..5 {
+        a.create_task(&user, json!({ "title": format!("after {n}") }))
+            .await;
+    }
+    assert_eq!(seqs(&socket.events(5).await), [2, 3, 4, 5, 6]);
+    socket.expect_silence(Duration::from_millis(200)).await;
+    // The task's cache and recent events moved with the slot.
+    let path = format!("/api/tasks/{}", task["id"].as_str().unwrap());
+    assert_eq!(a.get(&path, &user.token).await.status, StatusCode::OK);
+    let (_, replayed, _) = ws.resumed(&user.token, 0).await;
+    assert_eq!(seqs(&replayed), [1, 2, 3, 4, 5, 6]);
 }
