@@ -64,9 +64,6 @@ pub struct TaskKey {
     /// The task's version; absent on deletions.
     #[serde(default)]
     pub version: Option<i64>,
-    /// The owner; absent on deletions.
-    #[serde(default)]
-    pub user_id: Option<Uuid>,
 }
 
 impl<'a> EventView<'a> {
@@ -75,7 +72,7 @@ impl<'a> EventView<'a> {
         serde_json::from_str(json)
     }
 
-    /// The task id, version and owner inside the event.
+    /// The task id and version inside the event.
     pub fn task_key(&self) -> serde_json::Result<TaskKey> {
         serde_json::from_str(self.task.get())
     }

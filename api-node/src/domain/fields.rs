@@ -68,11 +68,6 @@ impl Fields {
         }
     }
 
-    /// Whether nothing has been found wrong so far.
-    pub fn is_ok(&self) -> bool {
-        self.errors.is_empty()
-    }
-
     /// Reports unknown fields, then every error collected.
     pub fn finish(mut self) -> Result<(), ApiError> {
         let mut unknown: Vec<String> = self.map.keys().cloned().collect();
