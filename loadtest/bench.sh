@@ -9,6 +9,8 @@
 # Redis (throwaway, under .local/bench-<pid>), the load generators beside
 # them on the same 2 cores. Limits measured in the same run:
 # - floor: a minimal hyper server with a fixed JSON body (loadgen's `floor`);
+# - the cached-read floor: the same server doing one Redis GET per request
+#   through the same crate and connection type as the api-node;
 # - redis-benchmark GET (what a cached read needs);
 # - pgbench with the exact SQL of a task write and of an uncached read;
 # - one argon2 hash (loadgen's `hash_time`): login limit = cores / hash time.
@@ -43,7 +45,7 @@ if [[ -n "${BENCH_ONLY:-}" ]]; then
     REPORT_DIR="$REPO/.local/bench-last"
 fi
 BIN="$REPO/target/release"
-API_PORT=38081 WS_PORT=38091 FLOOR_PORT=38999
+API_PORT=38081 WS_PORT=38091 FLOOR_PORT=38999 READ_FLOOR_PORT=38998
 API="http://127.0.0.1:$API_PORT"
 PIDS=()
 
@@ -115,7 +117,9 @@ start_ws_node() {
 start_ws_node
 "$BIN/floor" "127.0.0.1:$FLOOR_PORT" &
 PIDS+=($!)
-for url in "$API/readyz" "http://127.0.0.1:$WS_PORT/readyz" "http://127.0.0.1:$FLOOR_PORT/"; do
+"$BIN/floor" "127.0.0.1:$READ_FLOOR_PORT" "$REDIS_URL" &
+PIDS+=($!)
+for url in "$API/readyz" "http://127.0.0.1:$WS_PORT/readyz" "http://127.0.0.1:$FLOOR_PORT/" "http://127.0.0.1:$READ_FLOOR_PORT/"; do
     for ((i = 0; i < 100; i++)); do curl -fsS -o /dev/null "$url" 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -153,6 +157,7 @@ run() { # NAME COMMAND... — runs a scenario, keeping its output
 }
 
 run floor wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$FLOOR_PORT/"
+run read_floor wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$READ_FLOOR_PORT/"
 run cached_get wrk -t1 -c64 -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" "$API/api/tasks/$TASK"
 run redis_get redis-benchmark -h 127.0.0.1 -p "$REDISPORT" -c 64 -n 400000 -d 420 -t get -q
 run create_task env TOKENS_FILE="$STATE/tokens" wrk -t1 -c16 -d"${SECS}s" --latency -s loadtest/bench/post_task.lua "$API"

@@ -79,7 +79,7 @@ def ratio(a, b):
 
 
 cores = os.cpu_count() or 2
-floor, cached = wrk("floor"), wrk("cached_get")
+floor, cached, read_floor = wrk("floor"), wrk("cached_get"), wrk("read_floor")
 paced = result("cached_get_during_storm")
 storm_reads = {"rps": paced.get("rate"), "p50": paced.get("p50_ms"), "p99": paced.get("p99_ms"),
                "errors": paced.get("failed", 0), "socket_errors": None}
@@ -103,13 +103,17 @@ def verdict(ok):
 
 rows = []
 rows.append(("Bare hyper server, fixed JSON (64 conns) — the floor", f"{fmt(floor['rps'])} req/s", fmt(floor["p50"], 2), fmt(floor["p99"], 2), "–", "1.00", "limit"))
-r = ratio(cached["rps"], floor["rps"])
-rows.append(("Cached `GET /api/tasks/:id` (64 conns)", f"{fmt(cached['rps'])} req/s", fmt(cached["p50"], 2), fmt(cached["p99"], 2), "floor", fmt(r, 2),
-             f"≥ 0.50 and p99 < 5 ms: {verdict(r is not None and r >= 0.5 and (cached['p99'] or 99) < 5)}"))
+rows.append(("The cached-read floor: the same server doing one Redis `GET` per request (same crate, multiplexed `ConnectionManager`; no auth, routing or metrics)",
+             f"{fmt(read_floor['rps'])} req/s", fmt(read_floor["p50"], 2), fmt(read_floor["p99"], 2), "–", "1.00", "limit"))
+r = ratio(cached["rps"], read_floor["rps"])
+p99_ratio = ratio(cached["p99"], read_floor["p99"])
+rows.append(("Cached `GET /api/tasks/:id` (64 conns; token, revocation, ownership and ETag checked)", f"{fmt(cached['rps'])} req/s", fmt(cached["p50"], 2), fmt(cached["p99"], 2),
+             "cached-read floor", f"{fmt(r, 2)}; p99 ×{fmt(p99_ratio, 2)}; ×{fmt(ratio(cached['rps'], floor['rps']), 2)} of the bare floor",
+             f"≥ 0.85 with p99 ≤ 1.2× the floor's: {verdict(r is not None and r >= 0.85 and p99_ratio is not None and p99_ratio <= 1.2)}"))
 rows.append(("redis-benchmark `GET` (64 conns) — what a cached read needs", f"{fmt(rget['rps'])} req/s", fmt(rget["p50"], 2), "–", "–", "–", "limit (reference)"))
 r = ratio(create["rps"], pg_create["rps"])
 rows.append(("`POST /api/tasks` (16 conns, 64 users)", f"{fmt(create['rps'])} req/s", fmt(create["p50"], 2), fmt(create["p99"], 2), "pgbench", fmt(r, 2),
-             f"≥ 0.70: {verdict(r is not None and r >= 0.7)}"))
+             f"≥ 0.80: {verdict(r is not None and r >= 0.8)}"))
 rows.append(("pgbench, the same transaction (16 clients)", f"{fmt(pg_create['rps'])} tx/s", f"avg {fmt(pg_create['avg'], 2)}", "–", "–", "1.00", "limit"))
 rows.append(("pgbench, the uncached read's query (64 clients)", f"{fmt(pg_read['rps'])} tx/s", f"avg {fmt(pg_read['avg'], 2)}", "–", "–", "–", "reference"))
 r = ratio(login["rps"], login_limit)
