@@ -33,6 +33,10 @@ pub async fn reserve(
     by_client: LoginLimit,
 ) -> Result<Reservation, ApiError> {
     let tx = client.transaction().await?;
+    // The wait is counted from `clock_timestamp()`, not `now()` (when the
+    // transaction began): after waiting for the lock, a reservation
+    // committed meanwhile may be younger than `now()`, and the wait would
+    // come out longer than the window.
     // Always the email's lock before the address's, so two attempts can
     // never each hold the lock the other waits for.
     let lock = tx
@@ -55,7 +59,7 @@ pub async fn reserve(
                  RETURNING id
              )
              SELECT (SELECT id FROM reserved),
-                    ceil(extract(epoch FROM (SELECT until FROM blocked) - now()))::bigint",
+                    ceil(extract(epoch FROM (SELECT until FROM blocked) - clock_timestamp()))::bigint",
         )
         .await?;
     let (email_key, client_key) = (format!("login-email:{email}"), format!("login-client:{ip}"));

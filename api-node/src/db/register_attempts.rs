@@ -24,6 +24,10 @@ pub async fn reserve(
     limit: LoginLimit,
 ) -> Result<Reservation, ApiError> {
     let tx = client.transaction().await?;
+    // The wait is counted from `clock_timestamp()`, not `now()` (when the
+    // transaction began): after waiting for the lock, a reservation
+    // committed meanwhile may be younger than `now()`, and the wait would
+    // come out longer than the window.
     let lock = tx
         .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .await?;
@@ -39,7 +43,7 @@ pub async fn reserve(
                  RETURNING id
              )
              SELECT (SELECT id FROM reserved),
-                    ceil(extract(epoch FROM (SELECT until FROM blocked) - now()))::bigint",
+                    ceil(extract(epoch FROM (SELECT until FROM blocked) - clock_timestamp()))::bigint",
         )
         .await?;
     let key = format!("register-client:{ip}");
