@@ -7,6 +7,8 @@
 //! - [`weak_secret`]: refusing placeholder and guessable secrets at start-up.
 //! - [`postgres`]: the PostgreSQL pool, bounded waits, lazy connections.
 //! - [`prometheus`]: the process-wide Prometheus recorder.
+//! - [`metrics`]: the names of the metrics both node kinds export.
+//! - [`health`]: whether PostgreSQL and Redis answer (`/readyz`, `dependency_up`).
 //! - [`revocation`]: the in-memory set of revoked token ids, fed by Redis and PostgreSQL.
 //! - [`redis_conn`]: the self-healing, time-bounded Redis connection.
 //! - [`redis_keys`]: the one place that names Redis keys and channels.
@@ -21,7 +23,9 @@
 pub mod background;
 pub mod error_body;
 pub mod events;
+pub mod health;
 pub mod jwt;
+pub mod metrics;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis_conn;

@@ -4,10 +4,14 @@
 //!
 //! Two feeds keep the set current, and either alone is enough:
 //! - the Redis channel, which delivers a logout in milliseconds;
-//! - a poll of PostgreSQL once a second, which covers a Redis outage and a
+//! - a poll of PostgreSQL twice a second, which covers a Redis outage and a
 //!   node that started after the announcement.
 //!
 //! Entries are dropped once the token would have expired anyway.
+//!
+//! Metrics (named in [`crate::metrics`]): the set's size, when PostgreSQL
+//! was last read (the lag an operator watches) and whether the Redis
+//! channel is followed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::background::Background;
+use crate::metrics::{REVOCATIONS, REVOCATION_CHANNEL, REVOCATION_SYNC};
 use crate::redis_conn::RedisTarget;
 use crate::redis_keys::RedisKeys;
 
@@ -81,6 +86,22 @@ impl Revocations {
     fn prune(&self, now: i64) {
         self.revoked.retain(|_, exp| *exp > now);
     }
+
+    /// Revoked tokens held (not yet expired).
+    pub fn len(&self) -> usize {
+        self.revoked.len()
+    }
+
+    /// Whether no token is revoked.
+    pub fn is_empty(&self) -> bool {
+        self.revoked.is_empty()
+    }
+}
+
+/// Records a successful read of PostgreSQL and the set's size.
+fn record_sync(revocations: &Revocations) {
+    metrics::gauge!(REVOCATION_SYNC).set(Utc::now().timestamp_millis() as f64 / 1000.0);
+    metrics::gauge!(REVOCATIONS).set(revocations.len() as f64);
 }
 
 /// The message announced on the revocations channel: `<jti> <exp>`.
@@ -181,6 +202,7 @@ pub async fn load(revocations: &Revocations, pool: &Pool, within: Duration) -> b
                 revocations.insert(jti, exp);
             }
             revocations.loaded.store(true, Ordering::Release);
+            record_sync(revocations);
             true
         }
         _ => false,
@@ -214,10 +236,12 @@ pub fn spawn_sync(
                     // A full first load (from the epoch) completes the set.
                     poll_set.loaded.store(true, Ordering::Release);
                     watermark = polled_at - POLL_OVERLAP;
+                    record_sync(&poll_set);
                 }
                 Err(err) => debug!(error = %err, "revocation poll failed; retrying"),
             }
             poll_set.prune(Utc::now().timestamp());
+            metrics::gauge!(REVOCATIONS).set(poll_set.len() as f64);
         }
     });
 
@@ -232,6 +256,7 @@ pub fn spawn_sync(
                     .get_async_pubsub()
                     .await?;
                 pubsub.subscribe(&channel).await?;
+                metrics::gauge!(REVOCATION_CHANNEL).set(1.0);
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {
                     let payload: String = msg.get_payload()?;
@@ -243,6 +268,7 @@ pub fn spawn_sync(
             };
             tokio::select! {
                 result = follow => {
+                    metrics::gauge!(REVOCATION_CHANNEL).set(0.0);
                     if let Err(err) = result {
                         warn!(error = %err, "revocation channel lost; reconnecting");
                     }
