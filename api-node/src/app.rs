@@ -25,7 +25,8 @@ use shared::redis_conn::{RedisConn, RedisTarget};
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
-    /// The relay, the revocation feeds and the publisher's helpers.
+    /// The relay, the revocation feeds, the dependency check and the
+    /// publisher's helpers.
     background: Background,
 }
 
@@ -69,6 +70,11 @@ impl Application {
             .window
             .max(config.client_limit.window)
             .max(config.register_limit.window);
+        background.spawn(shared::health::run(
+            pool.clone(),
+            redis.clone(),
+            background.stopping(),
+        ));
         background.spawn(relay::run(
             pool.clone(),
             publisher.clone(),

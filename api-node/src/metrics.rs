@@ -1,4 +1,5 @@
-//! Prometheus metrics: the one place that names them.
+//! Prometheus metrics: the one place that names them (those both node
+//! kinds export, such as `dependency_up`, are named in `shared::metrics`).
 
 /// Requests answered, by `route`, `method` and `status`.
 pub const HTTP_REQUESTS: &str = "http_requests_total";
@@ -20,6 +21,18 @@ pub const DB_POOL_MAX: &str = "db_pool_max_connections";
 pub const HASHES_RUNNING: &str = "password_hashes_running";
 /// Hashes refused because the hash queue was full (answered 503).
 pub const HASHES_REFUSED: &str = "password_hashes_refused_total";
+/// Seconds a hash waited in the queue for a hashing thread.
+pub const HASH_QUEUE_WAIT: &str = "password_hash_queue_wait_seconds";
+/// Login and registration attempts answered 429, by `limit`
+/// ([`RATE_LIMITS`]): the limit that decided the wait.
+pub const RATE_LIMITED: &str = "auth_rate_limited_total";
+/// Age in seconds of the oldest committed event not yet on Redis (the
+/// relay's backlog), read from PostgreSQL by the relay each round; 0 when
+/// there is none. The same for every api-node (one outbox).
+pub const OUTBOX_BACKLOG_AGE: &str = "outbox_oldest_unpublished_age_seconds";
+
+/// The values of the `limit` label of [`RATE_LIMITED`].
+pub const RATE_LIMITS: [&str; 3] = ["login_email", "login_client", "register_client"];
 
 /// Records the pool's state; called when metrics are scraped.
 pub fn record_pool(pool: &deadpool_postgres::Pool) {
@@ -43,5 +56,12 @@ pub fn register() {
     }
     metrics::counter!(CACHE_LOOKUPS, "result" => "hit").absolute(0);
     metrics::counter!(CACHE_LOOKUPS, "result" => "miss").absolute(0);
+    for limit in RATE_LIMITS {
+        metrics::counter!(RATE_LIMITED, "limit" => limit).absolute(0);
+    }
     metrics::gauge!(HASHES_RUNNING).set(0.0);
+    metrics::gauge!(OUTBOX_BACKLOG_AGE).set(0.0);
+    // A histogram is registered by naming it: its buckets show at 0.
+    let _ = metrics::histogram!(HASH_QUEUE_WAIT);
+    shared::metrics::register();
 }

@@ -15,9 +15,13 @@
 //!   resident memory grew by hundreds of MiB after bursts and never shrank.)
 //! - Verification hashes the password with the stored hash's salt and
 //!   parameters into the same buffer and compares in constant time.
+//! - How long each hash waited for a thread is the histogram
+//!   `password_hash_queue_wait_seconds`: a queue that keeps growing shows
+//!   there before logins start answering 503.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::password_hash::try_generate_salt;
@@ -98,7 +102,10 @@ impl Passwords {
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let (reply, result) = oneshot::channel();
+        let queued = Instant::now();
         let job: Job = Box::new(move |memory| {
+            metrics::histogram!(crate::metrics::HASH_QUEUE_WAIT)
+                .record(queued.elapsed().as_secs_f64());
             // The caller may have gone (client disconnected): nothing to do.
             let _ = reply.send(work(memory));
         });

@@ -3,7 +3,10 @@
 //! Every api-node runs one; `FOR UPDATE SKIP LOCKED` lets them share the
 //! work, and a duplicate publish is harmless (receivers drop seen seqs).
 //! It also prunes old outbox rows, login failures, registration attempts
-//! and the revocations of tokens that have expired anyway.
+//! and the revocations of tokens that have expired anyway. After each
+//! round it records how old the oldest unpublished event is
+//! (`outbox_oldest_unpublished_age_seconds`): seconds while an api-node
+//! died between commit and publish, growing while Redis is out of reach.
 
 use std::time::{Duration, Instant};
 
@@ -50,12 +53,24 @@ pub async fn run(
                 }
             }
         }
+        record_backlog(&pool).await;
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = Instant::now();
             if let Err(err) = prune(&pool, limit_window).await {
                 tracing::debug!(error = %err, "pruning failed");
             }
         }
+    }
+}
+
+/// Sets `outbox_oldest_unpublished_age_seconds` from PostgreSQL. While
+/// PostgreSQL is out of reach the gauge keeps its last value (and
+/// `dependency_up{dependency="postgres"}` says why).
+async fn record_backlog(pool: &Pool) {
+    let age = async { task_events::oldest_unpublished_age(&pool.get().await?).await };
+    match age.await {
+        Ok(age) => metrics::gauge!(crate::metrics::OUTBOX_BACKLOG_AGE).set(age),
+        Err(err) => tracing::debug!(error = %err, "reading the outbox backlog failed"),
     }
 }
 

@@ -1,11 +1,13 @@
 //! `/metrics` stays bounded whatever clients send: every label has a fixed,
 //! small set of values (methods outside the standard ones are `OTHER`,
-//! routes are templates, statuses the node's own).
+//! routes are templates, statuses the node's own; every other label one of
+//! a listed few).
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use common::scrape::Scrape;
 use common::TestApp;
 use reqwest::Method;
 use uuid::Uuid;
@@ -41,9 +43,11 @@ async fn metrics(app: &TestApp) -> String {
         .unwrap()
 }
 
+/// One test: the metrics recorder is process-wide, so traffic of another
+/// test beside it would show up here as new series.
 #[tokio::test]
 async fn random_methods_paths_and_ids_add_no_series() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|c| c.email_limit.max_failures = 1).await;
     let user = app.register().await;
     // Every label value a client can reach without exotic input, first.
     for path in ["/api/tasks", "/api/nope", "/api/tasks/x", "/healthz"] {
@@ -51,6 +55,20 @@ async fn random_methods_paths_and_ids_add_no_series() {
             app.call(method, path, Some(&user.token), None).await;
         }
     }
+    // And every labelled series outside `http_*`: a cache miss then hit, a
+    // 429, readiness.
+    let task = app
+        .create_task(&user, serde_json::json!({ "title": "t" }))
+        .await;
+    let task_path = format!("/api/tasks/{}", task["id"].as_str().unwrap());
+    for _ in 0..2 {
+        app.get(&task_path, &user.token).await;
+    }
+    app.login(&user.email, "wrong password").await;
+    app.login(&user.email, "wrong password")
+        .await
+        .assert_error(429, "RATE_LIMITED");
+    app.call(Method::GET, "/readyz", None, None).await;
     // A scrape is counted after it is rendered: the first one shows up in
     // the second.
     metrics(&app).await;
@@ -95,4 +113,47 @@ async fn random_methods_paths_and_ids_add_no_series() {
             "route label {route:?} is not a template"
         );
     }
+    other_labels_have_fixed_values(&Scrape::parse(&page));
+}
+
+/// Outside the `http_*` series, each label a node exports takes values
+/// from a fixed list: a label not listed here (a new one, or a value such
+/// as an id or an email) fails the test, and so does a listed value that
+/// is not registered from the start (a series at 0).
+fn other_labels_have_fixed_values(scrape: &Scrape) {
+    let allowed: BTreeMap<&str, BTreeSet<&str>> = [
+        ("result", BTreeSet::from(["hit", "miss"])),
+        ("state", BTreeSet::from(["idle", "in_use"])),
+        ("limit", BTreeSet::from(api_node::metrics::RATE_LIMITS)),
+        ("dependency", BTreeSet::from(shared::metrics::DEPENDENCIES)),
+    ]
+    .into();
+    let mut seen: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for sample in &scrape.samples {
+        for (key, value) in &sample.labels {
+            match key.as_str() {
+                "route" | "method" | "status" if sample.name.starts_with("http_") => {}
+                "le" => assert!(
+                    value == "+Inf" || value.parse::<f64>().is_ok(),
+                    "{}: le={value}",
+                    sample.name
+                ),
+                key => {
+                    let values = allowed.get(key).unwrap_or_else(|| {
+                        panic!(
+                            "{}: label {key} is not one with a known set of values",
+                            sample.name
+                        )
+                    });
+                    assert!(
+                        values.contains(value.as_str()),
+                        "{}: {key}={value:?} is not one of {values:?}",
+                        sample.name
+                    );
+                    seen.entry(key).or_default().insert(value.as_str());
+                }
+            }
+        }
+    }
+    assert_eq!(seen, allowed, "label values exported");
 }

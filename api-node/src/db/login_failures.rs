@@ -24,7 +24,9 @@ pub struct Reservation(i64);
 /// Reserves one attempt for `email` from `ip`, or answers
 /// [`ApiError::RateLimited`] with the seconds until another is allowed. A
 /// limit is reached while its `max_failures`-th most recent failure (or
-/// pending attempt) is still inside the window.
+/// pending attempt) is still inside the window. A refusal is counted in
+/// `auth_rate_limited_total` under the limit that decided the wait (the
+/// one whose window ends later when both are reached).
 pub async fn reserve(
     client: &mut deadpool_postgres::Client,
     email: &str,
@@ -44,22 +46,26 @@ pub async fn reserve(
         .await?;
     let check = tx
         .prepare_cached(
-            "WITH blocked AS (
-                 SELECT GREATEST(
+            "WITH limits AS (
+                 SELECT
                      (SELECT failed_at + make_interval(secs => $3) FROM login_failures
                       WHERE email = $1 AND failed_at > now() - make_interval(secs => $3)
-                      ORDER BY failed_at DESC OFFSET $4 LIMIT 1),
+                      ORDER BY failed_at DESC OFFSET $4 LIMIT 1) AS by_email,
                      (SELECT failed_at + make_interval(secs => $5) FROM login_failures
                       WHERE client_ip = $2 AND failed_at > now() - make_interval(secs => $5)
-                      ORDER BY failed_at DESC OFFSET $6 LIMIT 1)
-                 ) AS until
+                      ORDER BY failed_at DESC OFFSET $6 LIMIT 1) AS by_client
+             ), blocked AS (
+                 SELECT GREATEST(by_email, by_client) AS until,
+                        by_email IS NOT NULL AND (by_email >= by_client) IS NOT FALSE AS email_decides
+                 FROM limits
              ), reserved AS (
                  INSERT INTO login_failures (email, client_ip)
                  SELECT $1, $2 FROM blocked WHERE until IS NULL
                  RETURNING id
              )
              SELECT (SELECT id FROM reserved),
-                    ceil(extract(epoch FROM (SELECT until FROM blocked) - clock_timestamp()))::bigint",
+                    ceil(extract(epoch FROM (SELECT until FROM blocked) - clock_timestamp()))::bigint,
+                    (SELECT email_decides FROM blocked)",
         )
         .await?;
     let (email_key, client_key) = (format!("login-email:{email}"), format!("login-client:{ip}"));
@@ -92,10 +98,20 @@ pub async fn reserve(
         tx.query_one(&check, &check_params),
     )?;
     tx.commit().await?;
-    let (id, wait): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+    let (id, wait, email_decides): (Option<i64>, Option<i64>, bool) =
+        (row.get(0), row.get(1), row.get(2));
     match id {
         Some(id) => Ok(Reservation(id)),
-        None => Err(ApiError::RateLimited(wait.unwrap_or(1).max(1) as u64)),
+        None => {
+            // The limit whose window ends later decides the wait.
+            let limit = if email_decides {
+                "login_email"
+            } else {
+                "login_client"
+            };
+            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit).increment(1);
+            Err(ApiError::RateLimited(wait.unwrap_or(1).max(1) as u64))
+        }
     }
 }
 

@@ -61,7 +61,11 @@ pub async fn reserve(
     let (id, wait): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
     match id {
         Some(id) => Ok(Reservation(id)),
-        None => Err(ApiError::RateLimited(wait.unwrap_or(1).max(1) as u64)),
+        None => {
+            metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "register_client")
+                .increment(1);
+            Err(ApiError::RateLimited(wait.unwrap_or(1).max(1) as u64))
+        }
     }
 }
 

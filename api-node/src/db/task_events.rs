@@ -86,6 +86,24 @@ pub async fn claim_unpublished(
         .collect())
 }
 
+/// Seconds since the oldest unpublished event was committed (0 when every
+/// event is on Redis): the relay's backlog. The partial index on
+/// unpublished rows makes it one index probe.
+pub async fn oldest_unpublished_age(client: &impl GenericClient) -> Result<f64, ApiError> {
+    let row = client
+        .query_one(
+            &client
+                .prepare_cached(
+                    "SELECT COALESCE(extract(epoch FROM now() - min(created_at)), 0)::float8
+             FROM task_events WHERE published_at IS NULL",
+                )
+                .await?,
+            &[],
+        )
+        .await?;
+    Ok(row.get::<_, f64>(0).max(0.0))
+}
+
 /// Deletes published events older than `keep` beyond the newest 1,000 of
 /// each user: the recent-event store's guarantee, with room to spare.
 pub async fn prune(client: &impl GenericClient, keep: Duration) -> Result<u64, ApiError> {

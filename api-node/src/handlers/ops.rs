@@ -17,17 +17,12 @@ pub fn healthz() -> Resp {
     web::json(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: PostgreSQL and Redis both answer.
+/// `GET /readyz`: PostgreSQL and Redis both answer (the answers also go
+/// to `dependency_up`).
 pub async fn readyz(state: &AppState) -> Result<Resp, ApiError> {
-    let postgres = async {
-        let client = state.pool.get().await.ok()?;
-        client.simple_query("SELECT 1").await.ok()
-    };
-    let ping = redis::cmd("PING");
-    let redis = state.redis.cmd::<String>(&ping);
-    let (postgres, redis) = tokio::join!(postgres, redis);
-    let (postgres, redis) = (postgres.is_some(), redis.is_ok());
-    if postgres && redis {
+    let readiness = shared::health::check(&state.pool, &state.redis).await;
+    let (postgres, redis) = (readiness.postgres, readiness.redis);
+    if readiness.ready() {
         Ok(web::json(
             StatusCode::OK,
             &json!({ "status": "ok", "postgres": "up", "redis": "up" }),

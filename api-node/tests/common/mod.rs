@@ -10,6 +10,7 @@
 
 pub mod proxy;
 pub mod redis_server;
+pub mod scrape;
 
 use std::sync::Arc;
 use std::time::Duration;
