@@ -45,6 +45,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = shared::prometheus::handle();
         crate::metrics::register();
+        crate::metrics::record_max_connections(config.max_connections);
         let pool = shared::postgres::pool(
             &config.database_url,
             config.db_pool_size,
@@ -69,6 +70,11 @@ impl Application {
             keys.clone(),
             &background,
         );
+        background.spawn(shared::health::run(
+            pool.clone(),
+            redis.clone(),
+            background.stopping(),
+        ));
         background.spawn(close_revoked(
             hub.clone(),
             revocations.clone(),

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::broker::EventSink;
 use crate::history::{History, HistoryError, RESUME_WINDOW};
 use crate::hub::{Delivery, Event, Hub};
-use crate::metrics::GAP_FILLS;
+use crate::metrics::{EVENTS_RECEIVED, GAP_FILLS, GAP_FILL_RUNS};
 
 /// History lookups running at once (each may hold a database connection).
 const PARALLEL_FILLS: usize = 16;
@@ -50,6 +50,8 @@ struct Inner {
     fills: Semaphore,
     /// Where fills run: tracked, and cut short when the node stops.
     background: Background,
+    /// `ws_events_received_total`, looked up once.
+    received: metrics::Counter,
 }
 
 /// One user's gap being filled.
@@ -71,6 +73,7 @@ impl Fanout {
                 lanes: DashMap::new(),
                 fills: Semaphore::new(PARALLEL_FILLS),
                 background,
+                received: metrics::counter!(EVENTS_RECEIVED),
             }),
         }
     }
@@ -132,6 +135,7 @@ impl Fanout {
 
 impl EventSink for Fanout {
     fn event(&self, user: Uuid, event: Arc<Event>) {
+        self.inner.received.increment(1);
         // The hub lets through only the user's next seq, so an event may go
         // straight out even while a lane is open: whatever the lane still
         // waits for comes after it. Anything else waits in the lane.
@@ -166,7 +170,15 @@ impl Inner {
 
     /// Delivers the missing events `after < seq <= upto`; false when they
     /// could not be had (too many, no longer kept, or history unreachable).
+    /// Counted in `ws_gap_fills_total{scope="user"}`.
     async fn fill_from_history(&self, user: Uuid, after: i64, upto: i64) -> bool {
+        let filled = self.try_fill(user, after, upto).await;
+        let result = if filled { "filled" } else { "failed" };
+        metrics::counter!(GAP_FILL_RUNS, "scope" => "user", "result" => result).increment(1);
+        filled
+    }
+
+    async fn try_fill(&self, user: Uuid, after: i64, upto: i64) -> bool {
         if upto - after > RESUME_WINDOW {
             tracing::warn!(%user, after, upto, "gap too large to fill; clients resync");
             return false;

@@ -228,22 +228,19 @@ fn websocket_key(headers: &HeaderMap) -> Option<&str> {
     }
 }
 
+/// `GET /readyz`: PostgreSQL and Redis both answer (the answers also go
+/// to `dependency_up`).
 async fn readyz(state: &NodeState) -> Resp {
-    let postgres = async {
-        let client = state.pool.get().await.ok()?;
-        client.simple_query("SELECT 1").await.ok()
-    };
-    let ping = redis::cmd("PING");
-    let (postgres, redis) = tokio::join!(postgres, state.redis.cmd::<String>(&ping));
-    if postgres.is_some() && redis.is_ok() {
+    let readiness = shared::health::check(&state.pool, &state.redis).await;
+    if readiness.ready() {
         json(
             StatusCode::OK,
             json!({ "status": "ok", "postgres": "up", "redis": "up" }).to_string(),
         )
     } else {
         tracing::warn!(
-            postgres = postgres.is_some(),
-            redis = redis.is_ok(),
+            postgres = readiness.postgres,
+            redis = readiness.redis,
             "not ready"
         );
         error(

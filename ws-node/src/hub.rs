@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use uuid::Uuid;
 
 use crate::deflate;
-use crate::metrics::{CHANNELS, CONNECTIONS, QUEUE_DROPS, SLOW_CLOSES, SUBSCRIBED};
+use crate::metrics::{CHANNELS, CONNECTIONS, HUB_EVENTS, QUEUE_DROPS, SLOW_CLOSES, SUBSCRIBED};
 use crate::protocol::close;
 
 /// One event, serialized once; every recipient's queue holds an `Arc` of it
@@ -180,6 +180,39 @@ pub struct Hub {
     queue_len: usize,
     /// Where interest changes go, in the order the hub made them.
     interest: mpsc::UnboundedSender<Interest>,
+    /// `ws_hub_events_total` by outcome, looked up once.
+    outcomes: Outcomes,
+}
+
+/// The counters of [`Hub::deliver`]'s outcomes.
+struct Outcomes {
+    delivered: metrics::Counter,
+    duplicate: metrics::Counter,
+    gap: metrics::Counter,
+    no_subscribers: metrics::Counter,
+}
+
+impl Outcomes {
+    fn new() -> Self {
+        let counter = |outcome: &'static str| metrics::counter!(HUB_EVENTS, "outcome" => outcome);
+        Self {
+            delivered: counter("delivered"),
+            duplicate: counter("duplicate"),
+            gap: counter("gap"),
+            no_subscribers: counter("no_subscribers"),
+        }
+    }
+
+    fn count(&self, delivery: Delivery) -> Delivery {
+        match delivery {
+            Delivery::Delivered => &self.delivered,
+            Delivery::Duplicate => &self.duplicate,
+            Delivery::Gap { .. } => &self.gap,
+            Delivery::NoSubscribers => &self.no_subscribers,
+        }
+        .increment(1);
+        delivery
+    }
 }
 
 impl Hub {
@@ -192,6 +225,7 @@ impl Hub {
             open: AtomicUsize::new(0),
             queue_len: queue_len.max(1),
             interest,
+            outcomes: Outcomes::new(),
         }
     }
 
@@ -330,8 +364,13 @@ impl Hub {
 
     /// Fans an event out to the user's subscribed connections, in seq order.
     /// With `allow_gap` the event goes out even when earlier ones are
-    /// missing (history no longer has them; clients will resync).
+    /// missing (history no longer has them; clients will resync). Each
+    /// outcome is counted in `ws_hub_events_total`.
     pub fn deliver(&self, user: Uuid, event: &Arc<Event>, allow_gap: bool) -> Delivery {
+        self.outcomes.count(self.fan_out(user, event, allow_gap))
+    }
+
+    fn fan_out(&self, user: Uuid, event: &Arc<Event>, allow_gap: bool) -> Delivery {
         let Some(mut entry) = self.users.get_mut(&user) else {
             return Delivery::NoSubscribers;
         };

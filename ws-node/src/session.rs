@@ -16,7 +16,9 @@ use tokio_tungstenite::WebSocketStream;
 use crate::history::{HistoryError, RESUME_WINDOW};
 use crate::hub::{ConnRef, Control, Event};
 use crate::inflating_stream::SocketIo;
-use crate::metrics::{CLOSES, FANOUT_LATENCY, GAP_FILLS, MESSAGES_IN, MESSAGES_OUT};
+use crate::metrics::{
+    CLOSES, FANOUT_LATENCY, GAP_FILLS, GAP_FILL_RUNS, MESSAGES_IN, MESSAGES_OUT, RESYNCS,
+};
 use crate::protocol::{self, close, ClientMessage};
 use crate::state::NodeState;
 
@@ -27,6 +29,15 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// The socket type every session runs on.
 pub type Socket = WebSocketStream<SocketIo>;
+
+/// How a resume with `since` went.
+enum Replay {
+    /// Every missed event was sent.
+    Whole,
+    /// The client must resync, for this reason (a value of the `reason`
+    /// label of `ws_resync_required_total`).
+    Resync(&'static str),
+}
 
 /// Why the loop ended.
 enum End {
@@ -220,7 +231,8 @@ impl Session {
         };
         self.state.hub.note_latest(user, latest);
         if let Some(since) = since {
-            if !self.replay(since, latest).await? {
+            if let Replay::Resync(reason) = self.replay(since, latest).await? {
+                metrics::counter!(RESYNCS, "reason" => reason).increment(1);
                 self.reply(protocol::resync_required(latest)).await?;
             }
         }
@@ -230,14 +242,18 @@ impl Session {
 
     /// Sends the events `since < seq <= latest`, a page at a time (each
     /// page written before the next is read, so one page at most is held).
-    /// False when the contract says resync instead: `since` above the
-    /// latest, more than [`RESUME_WINDOW`] missed, the oldest missed one older
-    /// than a day, or the events no longer (or not now) to be had. Those
-    /// are all known before the first event is sent, except history failing
-    /// mid-way, when the client gets a prefix and then resyncs.
-    async fn replay(&mut self, since: i64, latest: i64) -> Result<bool, End> {
-        if since > latest || latest - since > RESUME_WINDOW {
-            return Ok(false);
+    /// [`Replay::Resync`] when the contract says resync instead: `since`
+    /// above the latest, more than [`RESUME_WINDOW`] missed, the oldest
+    /// missed one older than a day, or the events no longer (or not now) to
+    /// be had. Those are all known before the first event is sent, except
+    /// history failing mid-way, when the client gets a prefix and then
+    /// resyncs.
+    async fn replay(&mut self, since: i64, latest: i64) -> Result<Replay, End> {
+        if since > latest {
+            return Ok(Replay::Resync("ahead"));
+        }
+        if latest - since > RESUME_WINDOW {
+            return Ok(Replay::Resync("too_many"));
         }
         let state = self.state.clone();
         let mut pages = state.history.pages(self.conn.user, since, latest);
@@ -245,18 +261,17 @@ impl Session {
         loop {
             let page = match pages.next().await {
                 Ok(Some(page)) => page,
-                Ok(None) => return Ok(true),
+                Ok(None) => return Ok(Replay::Whole),
+                Err(HistoryError::Gone) => return Ok(Replay::Resync("gone")),
                 Err(err) => {
-                    if !matches!(err, HistoryError::Gone) {
-                        tracing::warn!(error = %err, "resume: history unavailable");
-                    }
-                    return Ok(false);
+                    tracing::warn!(error = %err, "resume: history unavailable");
+                    return Ok(Replay::Resync("unavailable"));
                 }
             };
             // Seq order is commit order, so the first missed event is the
             // oldest.
             if std::mem::take(&mut first) && page.first().is_some_and(|e| too_old(e)) {
-                return Ok(false);
+                return Ok(Replay::Resync("too_old"));
             }
             for text in page {
                 self.write(Message::Text(text))
@@ -323,11 +338,21 @@ impl Session {
     /// subscribed while its user had no fan-out point on this node yet, or
     /// a gap the hub could not fill. Filling it here keeps this socket's
     /// stream whole whatever the user's other sockets were sent.
+    ///
+    /// Counted in `ws_gap_fills_total{scope="socket"}`.
     async fn fill_gap(&mut self, next: i64) -> Result<(), End> {
+        let filled = self.try_fill_gap(next).await?;
+        let result = if filled { "filled" } else { "failed" };
+        metrics::counter!(GAP_FILL_RUNS, "scope" => "socket", "result" => result).increment(1);
+        Ok(())
+    }
+
+    /// [`Session::fill_gap`]'s work: whether the whole gap was sent.
+    async fn try_fill_gap(&mut self, next: i64) -> Result<bool, End> {
         let (user, after) = (self.conn.user, self.last_seq);
         if next - 1 - after > RESUME_WINDOW {
             tracing::warn!(%user, after, next, "gap too large to fill for one socket");
-            return Ok(());
+            return Ok(false);
         }
         // A page at a time, like a replay. If history fails part way, the
         // client sees the gap and resubscribes, as the contract asks.
@@ -343,14 +368,14 @@ impl Session {
                             .map_err(|_| End::Drop)?;
                     }
                 }
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(true),
                 Err(HistoryError::Gone) => {
                     tracing::warn!(%user, after, next, "gap no longer in history");
-                    return Ok(());
+                    return Ok(false);
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, %user, "could not fill a socket's gap");
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
