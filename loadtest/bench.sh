@@ -23,6 +23,7 @@
 #                      redis_events_cluster_wait)  run only these scenarios, for
 #                      iterating on one figure: outputs go to .local/bench-last/
 #                      and RESULTS.md is left alone
+#   BENCH_API_NODE_BIN=path  measure that api-node binary instead (A/B runs)
 #   BENCH_PERF=api-node|ws-node  run that node under `perf record -g` (cpu-clock
 #                      samples); the profile lands in .local/bench-last/<node>.perf
 set -euo pipefail
@@ -45,6 +46,8 @@ if [[ -n "${BENCH_ONLY:-}" ]]; then
     REPORT_DIR="$REPO/.local/bench-last"
 fi
 BIN="$REPO/target/release"
+# Another api-node build to measure (an A/B of one change, with BENCH_ONLY).
+API_NODE_BIN="${BENCH_API_NODE_BIN:-$BIN/api-node}"
 API_PORT=38081 WS_PORT=38091 FLOOR_PORT=38999 READ_FLOOR_PORT=38998
 API="http://127.0.0.1:$API_PORT"
 PIDS=()
@@ -96,7 +99,7 @@ export JWT_SECRET RUST_LOG=warn
 # Every bench user registers from 127.0.0.1: lift the per-address
 # registration limit (20 an hour by default) for this run.
 export REGISTER_MAX_PER_CLIENT=1000000
-"$BIN/api-node" migrate
+"$API_NODE_BIN" migrate
 profiled() { # NODE — the command prefix that runs NODE, under perf when asked
     if [[ "${BENCH_PERF:-}" == "$1" ]]; then
         mkdir -p "$REPO/.local/bench-last"
@@ -104,7 +107,7 @@ profiled() { # NODE — the command prefix that runs NODE, under perf when asked
     fi
 }
 # shellcheck disable=SC2046 # the prefix is words on purpose
-LISTEN_ADDR="127.0.0.1:$API_PORT" $(profiled api-node) "$BIN/api-node" >"$STATE/api-node.log" 2>&1 &
+LISTEN_ADDR="127.0.0.1:$API_PORT" $(profiled api-node) "$API_NODE_BIN" >"$STATE/api-node.log" 2>&1 &
 PIDS+=($!)
 # ws_idle holds 190 sockets per user and ws_broadcast 10,000 of one user:
 # lift the per-user socket cap (100 by default) for this run.

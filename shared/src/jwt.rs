@@ -1,8 +1,16 @@
 //! Access tokens: HMAC-signed JWTs with the algorithm pinned by
 //! configuration. A token signed with any other algorithm, `none` included,
 //! is refused, and expiry has no leeway: the contract says expired is 401.
+//!
+//! Verified tokens are remembered (by their exact text, with their claims)
+//! so that a client's next request skips the base64, JSON and HMAC work;
+//! expiry is still checked on every use, and revocation is the caller's
+//! check, made every time.
+
+use std::sync::Arc;
 
 use chrono::Utc;
+use dashmap::DashMap;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -48,7 +56,14 @@ pub struct JwtKeys {
     ttl_secs: i64,
     /// Kept to derive the keys of other purposes ([`JwtKeys::derive_key`]).
     secret: Secret,
+    /// Tokens that verified, shared by every clone of these keys.
+    verified: Arc<DashMap<Box<str>, Claims>>,
 }
+
+/// Verified tokens remembered at most (each ~300 bytes: ~5 MB). Only tokens
+/// with a valid signature get in, so filling it takes tokens this node's
+/// own secret signed; when full it starts afresh.
+const VERIFIED_CAPACITY: usize = 16_384;
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,6 +106,7 @@ impl JwtKeys {
             validation,
             ttl_secs,
             secret: secret.clone(),
+            verified: Arc::default(),
         })
     }
 
@@ -125,8 +141,22 @@ impl JwtKeys {
 
     /// Verifies signature, algorithm and expiry, and returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if let Some(claims) = self.verified.get(token).map(|c| c.clone()) {
+            // jsonwebtoken's rule with no leeway: expired once exp < now.
+            if claims.exp < Utc::now().timestamp() {
+                self.verified.remove(token);
+                return Err(TokenError::Expired);
+            }
+            return Ok(claims);
+        }
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) => Ok(data.claims),
+            Ok(data) => {
+                if self.verified.len() >= VERIFIED_CAPACITY {
+                    self.verified.clear();
+                }
+                self.verified.insert(token.into(), data.claims.clone());
+                Ok(data.claims)
+            }
             Err(err)
                 if matches!(
                     err.kind(),
@@ -197,6 +227,27 @@ mod tests {
         claims.exp = Utc::now().timestamp() - 1;
         let expired = keys.sign(&claims);
         assert!(matches!(keys.verify(&expired), Err(TokenError::Expired)));
+    }
+
+    #[test]
+    fn remembered_tokens_still_expire_and_only_the_exact_text_is_remembered() {
+        let keys = keys("HS256");
+        let (token, claims) = keys.issue(Uuid::new_v4());
+        assert_eq!(keys.verify(&token).unwrap(), claims);
+        assert_eq!(keys.verify(&token).unwrap(), claims, "from memory");
+        // Tampering with a remembered token's signature: verified afresh.
+        let mut tampered = token.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(matches!(keys.verify(&tampered), Err(TokenError::Invalid)));
+        // Time passes past the remembered token's expiry.
+        keys.verified.get_mut(token.as_str()).unwrap().exp = Utc::now().timestamp() - 1;
+        assert!(matches!(keys.verify(&token), Err(TokenError::Expired)));
+        assert!(keys.verified.get(token.as_str()).is_none());
+        // Clones share what they remember.
+        let (other, _) = keys.issue(Uuid::new_v4());
+        keys.clone().verify(&other).unwrap();
+        assert!(keys.verified.contains_key(other.as_str()));
     }
 
     #[test]
