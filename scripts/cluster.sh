@@ -178,6 +178,8 @@ start_prometheus() {
     for name in $(ws_names); do ws+="'127.0.0.1:$(node_port "$name")', "; done
     sed -e "s|__API_TARGETS__|[${api%, }]|" -e "s|__WS_TARGETS__|[${ws%, }]|" \
         "$REPO/deploy/prometheus/prometheus.yml" >"$dir/prometheus.yml"
+    # The alerting rules, where the configuration's rule_files looks.
+    cp "$REPO/deploy/prometheus/alerts.yml" "$dir/alerts.yml"
     prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
         --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" </dev/null >>"$LOG_DIR/prometheus.log" 2>&1 &
     echo $! >"$RUN_DIR/prometheus.pid"
