@@ -10,9 +10,16 @@
 #     when a compose client is installed);
 #   - the Dockerfiles copy only paths that exist;
 #   - the Grafana dashboard loads and names only metrics the nodes export
-#     (api-node/src/metrics.rs, ws-node/src/metrics.rs), in valid PromQL;
-#   - the Prometheus template renders and `promtool check config` accepts it,
-#     as does the compose rendering and the Kubernetes scrape configuration;
+#     (api-node/src/metrics.rs, ws-node/src/metrics.rs, shared/src/metrics.rs)
+#     or Prometheus's own (up, ALERTS), in valid PromQL;
+#   - the alerting rules (deploy/prometheus/alerts.yml) pass `promtool check
+#     rules`; each alert has a severity, a summary and a runbook section of
+#     docs/runbook.md, reads only exported metrics, and has unit tests in
+#     alerts.test.yml where it fires and where it stays quiet, which
+#     `promtool test rules` runs;
+#   - the Prometheus template renders and `promtool check config` accepts it
+#     with its rules, as does the compose rendering and the Kubernetes
+#     configuration (whose copy of the rules must equal alerts.yml);
 #   - the shell scripts parse.
 # One line per check, then `deploy checks: N passed, M failed[, K skipped]`;
 # exits 1 when any check failed.
@@ -558,14 +565,61 @@ json.dump(out, open(sys.argv[1], "w"))
 PY
 }
 
+# PROMQL_PY: Python that both the dashboard's and the alerts' checks run
+# first: the metric names the nodes export (every `pub const NAME: &str`
+# of the three metrics.rs files), and the metric names a PromQL expression
+# reads.
+PROMQL_PY=$(
+    cat <<'PY'
+import pathlib, re
+METRICS_SOURCES = ("shared/src/metrics.rs", "api-node/src/metrics.rs", "ws-node/src/metrics.rs")
+# Series Prometheus itself makes: targets' `up`, and the firing alerts.
+PROMETHEUS_OWN = {"up", "ALERTS", "ALERTS_FOR_STATE"}
+# PromQL words that are not metric names.
+WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+         "unless", "offset", "inf", "nan", "le", "atan2"}
+
+def known_metrics():
+    known = set()
+    for src in METRICS_SOURCES:
+        text = pathlib.Path(src).read_text()
+        for m in re.finditer(r'pub\s+const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"([^"]+)"\s*;', text):
+            known.add(m.group(1))
+    return known
+
+def metric_names(expr):
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)       # string literals
+    e = re.sub(r"\$\{?\w+\}?", "", e)                   # dashboard variables
+    e = re.sub(r"\{[^}]*\}", "", e)                     # label matchers
+    e = re.sub(r"\[[^\]]*\]", "", e)                    # range selectors
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", e)
+    names = []
+    for m in re.finditer(r"(?<![\w.])([A-Za-z_:][\w:]*)\s*(\()?", e):
+        word, call = m.group(1), m.group(2)
+        if not call and word not in WORDS:
+            names.append(word)
+    return names
+
+def base_name(name, known):
+    """The exported metric `name` reads (a histogram's _bucket, _sum or
+    _count are its own), or None."""
+    if name in known:
+        return name
+    base = re.sub(r"_(bucket|sum|count)$", "", name)
+    return base if base in known else None
+PY
+)
+
+# py_promql ARGS...: py on PROMQL_PY followed by the script on stdin.
+py_promql() {
+    { printf '%s\n' "$PROMQL_PY"; cat; } | py "$@"
+}
+
 check_dashboard() {
-    py <<'PY'
-import json, pathlib, re, sys
+    py_promql <<'PY'
+import json, sys
 errors = []
-known = set()
-for src in ("api-node/src/metrics.rs", "ws-node/src/metrics.rs"):
-    for m in re.finditer(r'pub\s+const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"([^"]+)"\s*;', pathlib.Path(src).read_text()):
-        known.add(m.group(1))
+known = known_metrics()
 if not known:
     errors.append("no metric names found in the metrics.rs files")
 d = json.load(open("deploy/grafana/dashboard.json"))
@@ -573,9 +627,6 @@ if not any(i.get("name") == "DS_PROMETHEUS" and i.get("pluginId") == "prometheus
     errors.append("no __inputs entry DS_PROMETHEUS")
 if not isinstance(d.get("schemaVersion"), int):
     errors.append("no schemaVersion")
-# PromQL words that are not metric names.
-WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-         "unless", "offset", "inf", "nan", "le", "atan2"}
 def walk(panels):
     for p in panels:
         yield p
@@ -588,7 +639,7 @@ for p in walk(d.get("panels", [])):
     if p.get("id") in ids:
         errors.append(f"panel {title}: duplicate id {p.get('id')}")
     ids.add(p.get("id"))
-    if p.get("type") not in ("row", "timeseries", "stat"):
+    if p.get("type") not in ("row", "timeseries", "stat", "table"):
         errors.append(f"panel {title}: type {p.get('type')}")
     if "gridPos" not in p:
         errors.append(f"panel {title}: no gridPos")
@@ -601,25 +652,16 @@ for p in walk(d.get("panels", [])):
             errors.append(f"panel {title}: datasource is not ${{DS_PROMETHEUS}}")
     for t in p.get("targets", []):
         n += 1
-        e = t.get("expr", "")
-        e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', e)          # string literals
-        e = re.sub(r"\$\{?\w+\}?", "", e)                   # dashboard variables
-        e = re.sub(r"\{[^}]*\}", "", e)                     # label matchers
-        e = re.sub(r"\[[^\]]*\]", "", e)                    # range selectors
-        e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", e)
-        names = []
-        for m in re.finditer(r"(?<![\w.])([A-Za-z_:][\w:]*)\s*(\()?", e):
-            word, call = m.group(1), m.group(2)
-            if call or word in WORDS:
-                continue
-            names.append(word)
+        names = metric_names(t.get("expr", ""))
         if not names:
             errors.append(f"panel {title}: no metric in {t.get('expr')!r}")
         for name in names:
-            base = re.sub(r"_(bucket|sum|count)$", "", name)
-            if name not in known and base not in known:
+            if name in PROMETHEUS_OWN:
+                continue
+            base = base_name(name, known)
+            if base is None:
                 errors.append(f"panel {title}: unknown metric {name} in {t.get('expr')!r}")
-            used.add(name if name in known else base)
+            used.add(base)
 for e in errors:
     print(e)
 if errors:
@@ -651,7 +693,113 @@ PY
     echo "promtool parses all $("$PYTHON" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$WORK/exprs.json") queries"
 }
 
-# --- (e) Prometheus ---------------------------------------------------------------
+# --- (e) alerting rules ------------------------------------------------------------
+
+need_promtool() {
+    if [ -z "$PROMTOOL" ]; then
+        echo "promtool not available (apt-get install prometheus failed)"
+        exit 77
+    fi
+}
+
+check_alert_rules_promtool() {
+    need_promtool
+    "$PROMTOOL" check rules deploy/prometheus/alerts.yml >"$WORK/alerts.out" 2>&1 || {
+        cat "$WORK/alerts.out"
+        exit 1
+    }
+    grep -o 'SUCCESS: [0-9]* rules found' "$WORK/alerts.out"
+}
+
+# Every alert: a severity of critical (pages) or warning, a summary, and a
+# runbook_url naming a section of docs/runbook.md that names the alert;
+# every metric an expression reads is one the nodes export, Prometheus's
+# own, or recorded in the same file; and alerts.test.yml has, for every
+# alert, a case where it fires and a case where it stays quiet.
+check_alert_rules_contents() {
+    need_yaml
+    py_promql <<'PY'
+import re, sys, yaml
+errors = []
+known = known_metrics()
+groups = yaml.safe_load(open("deploy/prometheus/alerts.yml"))["groups"]
+rules = [r for g in groups for r in g["rules"]]
+recorded = {r["record"] for r in rules if "record" in r}
+
+runbook = open("docs/runbook.md").read().splitlines()
+def slug(heading):
+    # GitHub's anchors: lower case, punctuation dropped, spaces to hyphens.
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+sections = {}
+for i, line in enumerate(runbook):
+    m = re.match(r"(#+)\s+(.*)", line)
+    if not m:
+        continue
+    level, end = len(m.group(1)), len(runbook)
+    for j in range(i + 1, len(runbook)):
+        n = re.match(r"(#+)\s", runbook[j])
+        if n and len(n.group(1)) <= level:
+            end = j
+            break
+    sections[slug(m.group(2))] = "\n".join(runbook[i:end])
+
+alerts = set()
+for r in rules:
+    name = r.get("alert") or r.get("record")
+    for metric in metric_names(r["expr"]):
+        if metric not in PROMETHEUS_OWN and metric not in recorded and base_name(metric, known) is None:
+            errors.append(f"{name}: {metric} is not exported by the nodes nor recorded here")
+    if "alert" not in r:
+        continue
+    alerts.add(name)
+    severity = (r.get("labels") or {}).get("severity")
+    if severity not in ("critical", "warning"):
+        errors.append(f"{name}: severity {severity!r} (critical or warning)")
+    annotations = r.get("annotations") or {}
+    if not annotations.get("summary"):
+        errors.append(f"{name}: no summary")
+    url = annotations.get("runbook_url", "")
+    m = re.fullmatch(r"docs/runbook\.md#([\w-]+)", url)
+    if not m:
+        errors.append(f"{name}: runbook_url {url!r} is not docs/runbook.md#<section>")
+    elif m.group(1) not in sections:
+        errors.append(f"{name}: docs/runbook.md has no section #{m.group(1)}")
+    elif name not in sections[m.group(1)]:
+        errors.append(f"{name}: section #{m.group(1)} of docs/runbook.md does not name it")
+
+tests = yaml.safe_load(open("deploy/prometheus/alerts.test.yml"))
+if tests.get("rule_files") != ["alerts.yml"]:
+    errors.append("alerts.test.yml: rule_files is not [alerts.yml]")
+fires, quiet = set(), set()
+for test in tests["tests"]:
+    for case in test.get("alert_rule_test", []):
+        (fires if case.get("exp_alerts") else quiet).add(case["alertname"])
+for name in sorted(alerts):
+    if name not in fires:
+        errors.append(f"{name}: no test in alerts.test.yml where it fires")
+    if name not in quiet:
+        errors.append(f"{name}: no test in alerts.test.yml where it stays quiet")
+for name in sorted((fires | quiet) - alerts):
+    errors.append(f"alerts.test.yml tests {name}, which alerts.yml does not define")
+for e in errors:
+    print(e)
+if errors:
+    sys.exit(1)
+print(f"{len(alerts)} alerts with severity, summary and runbook section, each tested firing and quiet;"
+      f" {len(recorded)} recording rules; every metric exported")
+PY
+}
+
+check_alert_rules_tests() {
+    need_promtool
+    "$PROMTOOL" test rules deploy/prometheus/alerts.test.yml >"$WORK/alert-tests.out" 2>&1 || {
+        cat "$WORK/alert-tests.out"
+        exit 1
+    }
+    echo "promtool test rules: $(grep -c '^  - name:' deploy/prometheus/alerts.test.yml) cases pass"
+}
+
+# --- (f) Prometheus ---------------------------------------------------------------
 
 promtool_config() {
     # promtool_config FILE: `promtool check config`, or exit 77 without promtool.
@@ -670,10 +818,13 @@ check_prometheus_template() {
     sed -e "s/__API_TARGETS__/['127.0.0.1:8081', '127.0.0.1:8082']/" \
         -e "s/__WS_TARGETS__/['127.0.0.1:8091', '127.0.0.1:8092']/" \
         deploy/prometheus/prometheus.yml >"$WORK/prometheus.yml"
+    # Where the launchers put them: next to the rendered configuration.
+    cp deploy/prometheus/alerts.yml "$WORK/alerts.yml"
     py "$WORK/prometheus.yml" <<'PY'
 import sys, yaml
 d = yaml.safe_load(open(sys.argv[1]))
 assert d["global"]["scrape_interval"] == "5s", "scrape_interval is not 5s"
+assert d.get("rule_files") == ["alerts.yml"], f"rule_files is {d.get('rule_files')!r}, not [alerts.yml]"
 jobs = {j["job_name"]: j for j in d["scrape_configs"]}
 want = {"api-node": ["127.0.0.1:8081", "127.0.0.1:8082"], "ws-node": ["127.0.0.1:8091", "127.0.0.1:8092"]}
 for job, targets in want.items():
@@ -681,39 +832,58 @@ for job, targets in want.items():
     assert got == targets, f"{job} targets rendered as {got!r}"
 PY
     promtool_config "$WORK/prometheus.yml"
-    echo "renders; promtool check config accepts it"
+    echo "renders; promtool check config accepts it, with the alerting rules"
 }
 
 check_prometheus_compose() {
     need_yaml
     # Run the compose service's own sed on the template (paths mapped to the
     # repository), then check the result.
-    py "$WORK/compose-prometheus.sh" "$WORK/compose-prometheus.yml" <<'PY'
+    mkdir -p "$WORK/compose"
+    py "$WORK/compose-prometheus.sh" "$WORK/compose/prometheus.yml" <<'PY'
 import sys, yaml
 d = yaml.safe_load(open("deploy/docker/compose.yml"))
 cmd = d["services"]["prometheus"]["command"]
 cmd = cmd[0] if isinstance(cmd, list) else cmd
 render = cmd.split("&& exec")[0]
 assert "/etc/prometheus/prometheus.yml.template" in render and "/prometheus/prometheus.yml" in render, render
+# The rules go next to the rendered configuration, from a mounted file.
+rules_src = "/etc/prometheus/alerts.yml.source"
+assert f"cp {rules_src} /prometheus/alerts.yml" in render, f"the command does not copy the rules: {render}"
+mounts = d["services"]["prometheus"]["volumes"]
+assert f"../prometheus/alerts.yml:{rules_src}:ro" in mounts, f"deploy/prometheus/alerts.yml is not mounted at {rules_src}"
+out_dir = sys.argv[2].rsplit("/", 1)[0]
+render = render.replace(f"cp {rules_src} /prometheus/alerts.yml", f"cp deploy/prometheus/alerts.yml {out_dir}/alerts.yml")
 render = render.replace("/etc/prometheus/prometheus.yml.template", "deploy/prometheus/prometheus.yml")
 render = render.replace("> /prometheus/prometheus.yml", "> " + sys.argv[2])
 open(sys.argv[1], "w").write(render + "\n")
 PY
     sh "$WORK/compose-prometheus.sh"
     "$PYTHON" -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); print([j["static_configs"][0]["targets"] for j in d["scrape_configs"]])' \
-        "$WORK/compose-prometheus.yml"
-    promtool_config "$WORK/compose-prometheus.yml"
-    echo "the compose service's rendering is a valid configuration"
+        "$WORK/compose/prometheus.yml"
+    promtool_config "$WORK/compose/prometheus.yml"
+    echo "the compose service's rendering is a valid configuration, with the alerting rules"
 }
 
 check_prometheus_k8s() {
     need_yaml
-    py "$WORK/k8s-prometheus.yml" <<'PY'
-import sys, yaml
+    mkdir -p "$WORK/k8s"
+    py "$WORK/k8s/prometheus.yml" <<'PY'
+import difflib, sys, yaml
 docs = [d for d in yaml.safe_load_all(open("deploy/k8s/prometheus-config.yaml")) if d]
 cm = [d for d in docs if d["kind"] == "ConfigMap"][0]
 text = cm["data"]["prometheus.yml"]
 d = yaml.safe_load(text)
+assert d.get("rule_files") == ["alerts.yml"], f"rule_files is {d.get('rule_files')!r}, not [alerts.yml]"
+# The rules, as mounted next to the configuration.
+rules = open("deploy/prometheus/alerts.yml").read()
+if cm["data"].get("alerts.yml") != rules:
+    sys.stdout.writelines(difflib.unified_diff(
+        rules.splitlines(True), (cm["data"].get("alerts.yml") or "").splitlines(True),
+        "deploy/prometheus/alerts.yml", "prometheus-config.yaml: alerts.yml", n=1))
+    raise SystemExit("the ConfigMap's alerts.yml is not deploy/prometheus/alerts.yml: "
+                     "copy it there, indented by four spaces")
+open(sys.argv[1].rsplit("/", 1)[0] + "/alerts.yml", "w").write(cm["data"]["alerts.yml"])
 sd = d["scrape_configs"][0]["kubernetes_sd_configs"][0]
 assert sd["role"] == "pod", "not role: pod"
 relabel = d["scrape_configs"][0]["relabel_configs"]
@@ -721,14 +891,14 @@ assert any(r.get("action") == "keep" and "prometheus_io_scrape" in r["source_lab
     "no keep on prometheus.io/scrape"
 open(sys.argv[1], "w").write(text)
 PY
-    if [ -z "$PROMTOOL" ]; then promtool_config "$WORK/k8s-prometheus.yml"; fi
-    if "$PROMTOOL" check config "$WORK/k8s-prometheus.yml" >"$WORK/promtool.out" 2>&1; then
-        echo "promtool check config accepts it"
+    if [ -z "$PROMTOOL" ]; then promtool_config "$WORK/k8s/prometheus.yml"; fi
+    if "$PROMTOOL" check config "$WORK/k8s/prometheus.yml" >"$WORK/promtool.out" 2>&1; then
+        echo "promtool check config accepts it, with the alerting rules (the same as deploy/prometheus/alerts.yml)"
     elif grep -q 'field kubernetes_sd_configs not found' "$WORK/promtool.out"; then
         # Debian builds Prometheus without Kubernetes discovery: check the rest
         # (relabelling regexes and all) with the discovery swapped for a static
         # target.
-        py "$WORK/k8s-prometheus.yml" <<'PY'
+        py "$WORK/k8s/prometheus.yml" <<'PY'
 import sys, yaml
 d = yaml.safe_load(open(sys.argv[1]))
 for job in d["scrape_configs"]:
@@ -736,15 +906,15 @@ for job in d["scrape_configs"]:
         job["static_configs"] = [{"targets": ["127.0.0.1:1"]}]
 yaml.safe_dump(d, open(sys.argv[1], "w"))
 PY
-        promtool_config "$WORK/k8s-prometheus.yml"
-        echo "promtool accepts it (this promtool lacks Kubernetes discovery: checked with a static target in its place)"
+        promtool_config "$WORK/k8s/prometheus.yml"
+        echo "promtool accepts it, with the alerting rules (the same as deploy/prometheus/alerts.yml; this promtool lacks Kubernetes discovery: checked with a static target in its place)"
     else
         cat "$WORK/promtool.out"
         exit 1
     fi
 }
 
-# --- (f) shell scripts --------------------------------------------------------------
+# --- (g) shell scripts --------------------------------------------------------------
 
 check_shell() {
     local f n=0
@@ -769,6 +939,9 @@ check "compose client" check_compose_client
 check "Dockerfiles" check_dockerfiles
 check "dashboard metrics" check_dashboard
 check "dashboard PromQL" check_dashboard_promql
+check "alert rules (promtool check rules)" check_alert_rules_promtool
+check "alert rules: severity, summary, runbook, metrics, tests" check_alert_rules_contents
+check "alert rule tests (promtool test rules)" check_alert_rules_tests
 check "prometheus template" check_prometheus_template
 check "prometheus config of compose" check_prometheus_compose
 check "prometheus config of k8s" check_prometheus_k8s
