@@ -5,8 +5,13 @@
 # directory, with Prometheus), runs traffic through nginx (loadgen soak:
 # REST calls and WebSocket subscribers that resume after every close) while
 # scripts/rolling-restart.sh restarts every node, then asks Prometheus for
-# every query of the Grafana dashboard. Fails on any failed request, any
-# lost, duplicated or reordered event, or any dashboard query with no series.
+# every query of the Grafana dashboard, for every metric the nodes export
+# (the names in api-node/src/metrics.rs, ws-node/src/metrics.rs and
+# shared/src/metrics.rs) and for its alerting rules. Fails on any failed
+# request, any lost, duplicated or reordered event, any dashboard query with
+# no series (but those listing firing alerts), any exported metric with no
+# series, any rule of deploy/prometheus/alerts.yml not loaded or failing to
+# evaluate, or any alert firing.
 #
 #   BUILD_PROFILE=debug (default; release for realistic numbers)
 #   SOAK_SECS=40 SOAK_RATE=20 SOAK_CONNS=20
@@ -77,25 +82,80 @@ if ((soak_status != 0)); then
     exit 1
 fi
 
-log "asking Prometheus for every dashboard query"
+log "asking Prometheus for every dashboard query, every exported metric and the alerting rules"
 sleep 6 # one more scrape after the last traffic
-python3 - "$REPO/deploy/grafana/dashboard.json" "http://127.0.0.1:$PROMETHEUS_PORT" <<'PY'
-import json, sys, urllib.parse, urllib.request
+python3 - "$REPO" "http://127.0.0.1:$PROMETHEUS_PORT" <<'PY'
+import json, pathlib, re, sys, urllib.parse, urllib.request
 
-dashboard, prometheus = sys.argv[1], sys.argv[2]
+repo, prometheus = pathlib.Path(sys.argv[1]), sys.argv[2]
+failed = []
+
+def api(path, **params):
+    url = prometheus + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    answer = json.load(urllib.request.urlopen(url, timeout=10))
+    assert answer["status"] == "success", answer
+    return answer["data"]
+
+def query(expr):
+    return api("/api/v1/query", query=expr)["result"]
+
+# 1. Every query of the dashboard answers with series. Those over ALERTS
+# may answer with none: nothing firing is the healthy answer.
 exprs = []
 def walk(panels):
     for panel in panels:
         walk(panel.get("panels", []))
         exprs.extend(t["expr"] for t in panel.get("targets", []) if t.get("expr"))
-walk(json.load(open(dashboard))["panels"])
-empty = []
+walk(json.load(open(repo / "deploy/grafana/dashboard.json"))["panels"])
 for expr in exprs:
-    url = prometheus + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    result = json.load(urllib.request.urlopen(url, timeout=10))["data"]["result"]
+    result = query(expr)
     print(f"  {len(result):3d} series  {expr}")
-    if not result:
-        empty.append(expr)
-print(f"prometheus-checks: {len(exprs) - len(empty)} passed, {len(empty)} failed")
-sys.exit(1 if empty else 0)
+    if not result and "ALERTS" not in expr:
+        failed.append(f"dashboard query with no series: {expr}")
+
+# 2. Every metric a node exports (named in its crate's metrics.rs; the
+# shared ones by both kinds) has series from that kind of node.
+def names(src):
+    text = (repo / src).read_text()
+    return re.findall(r'pub\s+const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"([^"]+)"\s*;', text)
+jobs_of = {}
+for src, jobs in (("api-node/src/metrics.rs", ["api-node"]), ("ws-node/src/metrics.rs", ["ws-node"]),
+                  ("shared/src/metrics.rs", ["api-node", "ws-node"])):
+    for name in names(src):
+        jobs_of.setdefault(name, []).extend(jobs)
+for name, jobs in sorted(jobs_of.items()):
+    for job in jobs:
+        # A histogram's series are NAME_bucket, NAME_sum and NAME_count.
+        result = query(f'count({{__name__=~"{name}|{name}_count",job="{job}"}})')
+        count = int(float(result[0]["value"][1])) if result else 0
+        print(f"  {count:3d} series  {name} ({job})")
+        if not count:
+            failed.append(f"no series of {name} from the {job}s")
+
+# 3. The alerting rules are loaded and evaluate without error.
+rules_text = (repo / "deploy/prometheus/alerts.yml").read_text()
+want = set(re.findall(r"^\s*- (?:alert|record): (\S+)", rules_text, re.M))
+loaded = [r for g in api("/api/v1/rules")["groups"] for r in g["rules"]]
+missing = sorted(want - {r["name"] for r in loaded})
+if missing:
+    failed.append(f"rules not loaded: {', '.join(missing)}")
+for r in loaded:
+    if r.get("health") != "ok" or r.get("lastError"):
+        failed.append(f"rule {r['name']}: health {r.get('health')!r} {r.get('lastError', '')}")
+print(f"  {len(loaded):3d} rules loaded ({len(want)} names in alerts.yml), "
+      f"{sum(r.get('health') == 'ok' for r in loaded)} evaluating fine")
+
+# 4. A healthy cluster fires no alert (a pending one, such as a node's
+# missed scrape during the rolling restart, is shown, not failed).
+for alert in api("/api/v1/alerts")["alerts"]:
+    line = f"{alert['labels'].get('alertname')} {alert['state']} {alert['labels']}"
+    print(f"  alert {line}")
+    if alert["state"] == "firing":
+        failed.append(f"alert firing: {line}")
+
+for f in failed:
+    print(f"FAILED: {f}")
+checks = len(exprs) + sum(len(j) for j in jobs_of.values()) + 2
+print(f"prometheus-checks: {checks - len(failed)} passed, {len(failed)} failed")
+sys.exit(1 if failed else 0)
 PY
