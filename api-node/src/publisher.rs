@@ -143,12 +143,11 @@ impl Publisher {
             };
             self.add_event(&mut pipes[at].1, event);
         }
-        for (_, pipe) in &mut pipes {
-            self.redis.add_replica_wait(pipe);
-        }
-        let sent = futures_util::future::join_all(
-            pipes.iter().map(|(_, pipe)| self.redis.run::<()>(pipe)),
-        )
+        // Each ends with a WAIT for a replica where its primary has one.
+        let sent = futures_util::future::join_all(pipes.iter_mut().map(|(user, pipe)| {
+            let key = self.keys.user_events_channel(*user);
+            async move { self.redis.run_replicated(pipe, &key).await }
+        }))
         .await;
         match sent.into_iter().collect::<Result<Vec<()>, _>>() {
             Ok(_) => {

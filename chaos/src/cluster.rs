@@ -1,7 +1,9 @@
 //! The topology under test: Redis (a child of the suite, so it can be
 //! killed, restarted empty, stopped and continued), two api-nodes and two
 //! ws-nodes, all on free ports of 127.0.0.1. PostgreSQL belongs to the
-//! runner; the suite only restarts it through the runner's commands.
+//! runner; the suite only restarts it through the runner's commands. In the
+//! Redis Cluster pass the cluster is the runner's too (`CHAOS_REDIS_CLUSTER_URL`):
+//! the suite starts no Redis and gives every node that URL.
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -12,7 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::procs::Proc;
-use crate::settings::Settings;
+use crate::settings::{RedisCluster, Settings};
+
+/// The nodes' `REDIS_NAMESPACE`: a user's channel is `chaos:{<id>}:events`.
+pub const NAMESPACE: &str = "chaos";
 
 /// How long a node may take to answer `/readyz` after starting.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(40);
@@ -47,9 +52,11 @@ pub struct Cluster {
     pub api: Vec<Node>,
     /// ws-node-1, ws-node-2.
     pub ws: Vec<Node>,
-    /// The Redis server.
-    pub redis: Proc,
+    /// The suite's own Redis server; `None` on the runner's Redis Cluster.
+    redis: Option<Proc>,
     redis_port: u16,
+    /// The runner's Redis Cluster, in the cluster pass.
+    pub redis_cluster: Option<RedisCluster>,
     /// For readiness probes and metrics.
     probe: reqwest::Client,
 }
@@ -72,38 +79,41 @@ impl Cluster {
         let dir = &settings.state_dir;
         let ports = free_ports(5)?;
         let redis_port = ports[0];
-        let redis_dir = dir.join("redis");
-        std::fs::create_dir_all(&redis_dir)?;
-        let redis_dir_arg = redis_dir.to_string_lossy().into_owned();
-        let port_arg = redis_port.to_string();
-        let mut redis = Proc::new(
-            "redis",
-            &settings.redis_server,
-            &[
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port_arg,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                &redis_dir_arg,
-            ],
-            base_env(),
-            dir,
-        );
-        redis.start()?;
+        let (redis, redis_url) = match &settings.redis_cluster {
+            Some(cluster) => (None, cluster.url.clone()),
+            None => {
+                let redis_dir = dir.join("redis");
+                std::fs::create_dir_all(&redis_dir)?;
+                let redis_dir_arg = redis_dir.to_string_lossy().into_owned();
+                let port_arg = redis_port.to_string();
+                let mut redis = Proc::new(
+                    "redis",
+                    &settings.redis_server,
+                    &[
+                        "--bind",
+                        "127.0.0.1",
+                        "--port",
+                        &port_arg,
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        &redis_dir_arg,
+                    ],
+                    base_env(),
+                    dir,
+                );
+                redis.start()?;
+                (Some(redis), format!("redis://127.0.0.1:{redis_port}"))
+            }
+        };
 
         let mut env = base_env();
         env.extend([
             ("DATABASE_URL".into(), settings.database_url.clone()),
-            (
-                "REDIS_URL".into(),
-                format!("redis://127.0.0.1:{redis_port}"),
-            ),
-            ("REDIS_NAMESPACE".into(), "chaos".into()),
+            ("REDIS_URL".into(), redis_url),
+            ("REDIS_NAMESPACE".into(), NAMESPACE.into()),
             ("JWT_SECRET".into(), jwt_secret.into()),
             ("RUST_LOG".into(), "info".into()),
             ("LOG_FORMAT".into(), "text".into()),
@@ -134,11 +144,14 @@ impl Cluster {
             ],
             redis,
             redis_port,
+            redis_cluster: settings.redis_cluster.clone(),
             probe: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .build()?,
         };
-        cluster.wait_redis(Duration::from_secs(20)).await?;
+        if cluster.redis.is_some() {
+            cluster.wait_redis(Duration::from_secs(20)).await?;
+        }
         migrate(settings, &env, dir).await?;
         for kind in [Kind::Api, Kind::Ws] {
             for i in 0..2 {
@@ -174,6 +187,14 @@ impl Cluster {
             .collect()
     }
 
+    /// The suite's own Redis, for the faults that stop or kill it; an
+    /// error on the runner's Redis Cluster.
+    pub fn redis(&mut self) -> anyhow::Result<&mut Proc> {
+        self.redis.as_mut().context(
+            "BUG: this fault needs the suite's own single Redis, and this is the Redis Cluster pass",
+        )
+    }
+
     /// Until Redis answers PING (a fresh one, or one that was continued).
     pub async fn wait_redis(&mut self, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
@@ -181,11 +202,9 @@ impl Cluster {
             if ping_redis(self.redis_port).await {
                 return Ok(());
             }
-            if !self.redis.running() {
-                bail!(
-                    "redis-server exited; see {}",
-                    self.redis.log_file().display()
-                );
+            let redis = self.redis()?;
+            if !redis.running() {
+                bail!("redis-server exited; see {}", redis.log_file().display());
             }
             if Instant::now() >= deadline {
                 bail!("Redis did not answer PING within {within:?}");

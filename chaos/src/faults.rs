@@ -10,8 +10,9 @@ use anyhow::{bail, Context};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::cluster::{Cluster, Kind, READY_TIMEOUT};
+use crate::cluster::{Cluster, Kind, NAMESPACE, READY_TIMEOUT};
 use crate::db::Db;
+use crate::failover;
 use crate::now_ms;
 use crate::phase::{fault, secs, secs_of, Allowed, Phase};
 use crate::sockets::{lock, Shared, Sockets};
@@ -28,6 +29,10 @@ const MEETING_USER: usize = 0;
 const CROWD_USER: usize = 1;
 /// How many sockets that user opens.
 const CROWD: usize = 30;
+/// How long a killed primary's replica may take to be promoted, and the
+/// cluster to say `cluster_state:ok` again (cluster-node-timeout 2 s: about
+/// 4 s here).
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What a phase works with.
 pub struct Run<'a> {
@@ -45,6 +50,8 @@ pub struct Run<'a> {
     pub pg_stop: &'a str,
     /// See `pg_stop`.
     pub pg_start: &'a str,
+    /// The users whose channels were on the primary fault j killed.
+    pub failed_over: Vec<usize>,
 }
 
 impl Run<'_> {
@@ -67,7 +74,7 @@ impl Run<'_> {
             self.workload.set_phase(phases.len());
             let allowed = match key {
                 'a' | 'b' => Allowed::NoAnswerFrom(0),
-                'f' => Allowed::Unavailable,
+                'f' | 'j' => Allowed::Unavailable,
                 _ => Allowed::Nothing,
             };
             let mut phase = fault(key, allowed);
@@ -83,12 +90,16 @@ impl Run<'_> {
                 'g' => self.freeze_ws_node(&mut phase).await,
                 'h' => self.meet_on_a_node(&mut phase).await,
                 'i' => self.crowd_reconnects(&mut phase).await,
-                _ => unreachable!("BUG: settings accept a to i only"),
+                'j' => self.fail_over_redis(&mut phase).await,
+                _ => unreachable!("BUG: settings accept a to j only"),
             };
             let result = match result {
                 Ok(()) => self.settle(&mut phase).await,
                 Err(err) => Err(err),
             };
+            if key == 'j' && result.is_ok() {
+                self.reads_agree(&mut phase).await;
+            }
             let failed = result.is_err();
             phase.check(
                 "fault carried out and system whole again",
@@ -118,9 +129,18 @@ impl Run<'_> {
     async fn settle(&mut self, phase: &mut Phase) -> anyhow::Result<()> {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         self.cluster.wait_all_ready(SETTLE_TIMEOUT).await?;
+        let ready = now_ms();
         caught_up(self.sockets, self.db, self.users, deadline).await?;
         if let Some(fault) = phase.fault_ms {
             phase.settled_ms = Some(now_ms() - fault);
+            // The failover's notes tell the two apart.
+            if phase.key == 'j' {
+                phase.notes.push(format!(
+                    "after the kill: every api-node and ws-node ready (`/readyz`) {}, then every socket subscribed and caught up with PostgreSQL {}",
+                    secs(Some(ready - fault)),
+                    secs(phase.settled_ms)
+                ));
+            }
         }
         Ok(())
     }
@@ -150,10 +170,10 @@ impl Run<'_> {
     async fn kill_between_commit_and_publish(&mut self, phase: &mut Phase) -> anyhow::Result<()> {
         self.workload.route_to(Some(0));
         let fault = phase.fault_now();
-        self.cluster.redis.signal("STOP")?;
+        self.cluster.redis()?.signal("STOP")?;
         let resumed = self.pending_then_kill(phase, fault).await;
         // Whatever happened, Redis runs again and writes go anywhere.
-        self.cluster.redis.signal("CONT")?;
+        self.cluster.redis()?.signal("CONT")?;
         let continued = Instant::now();
         let (unpublished, relayed_before) = match resumed {
             Ok(found) => found,
@@ -326,9 +346,9 @@ impl Run<'_> {
     /// e. Redis killed, 5 s without it, restarted empty on the same port.
     async fn kill_redis(&mut self, phase: &mut Phase) -> anyhow::Result<()> {
         phase.fault_now();
-        self.cluster.redis.kill()?;
+        self.cluster.redis()?.kill()?;
         tokio::time::sleep(Duration::from_secs(5)).await;
-        self.cluster.redis.start()?;
+        self.cluster.redis()?.start()?;
         self.cluster.wait_redis(Duration::from_secs(20)).await?;
         phase
             .notes
@@ -387,7 +407,7 @@ impl Run<'_> {
         let node = lock(first).node;
         phase.fault_now();
         let paused = Instant::now();
-        self.cluster.redis.signal("STOP")?;
+        self.cluster.redis()?.signal("STOP")?;
         let result = async {
             let mut committed = 0;
             for _ in 0..3 {
@@ -406,7 +426,7 @@ impl Run<'_> {
             anyhow::Ok((committed, older_at, points))
         }
         .await;
-        self.cluster.redis.signal("CONT")?;
+        self.cluster.redis()?.signal("CONT")?;
         let (committed, older_at, points) = result?;
         phase.notes.push(format!(
             "Redis stopped {}; user {user}: {committed} writes acknowledged meanwhile; 3 new sockets subscribed on ws-node-{} at seqs {points:?} while the older socket there was at {older_at}",
@@ -453,6 +473,262 @@ impl Run<'_> {
         ));
         self.restart(Kind::Ws, node, phase).await
     }
+
+    /// j. kill -9 of the Redis Cluster primary that owns the most of the
+    /// workload's users' channels, under traffic; its replica is promoted.
+    /// Waits (bounded, polling) until another node owns its slots and every
+    /// surviving node says `cluster_state:ok`; the killed node stays down.
+    async fn fail_over_redis(&mut self, phase: &mut Phase) -> anyhow::Result<()> {
+        let cluster = self
+            .cluster
+            .redis_cluster
+            .clone()
+            .context("BUG: fault j without a Redis Cluster")?;
+        let nodes = failover::node_dirs(&cluster.dir)?;
+        let mut ports: Vec<u16> = cluster.seeds.clone();
+        ports.extend(
+            nodes
+                .iter()
+                .map(|n| n.port)
+                .filter(|p| !cluster.seeds.contains(p)),
+        );
+        let (asked, before) = failover::slots_from_any(&ports).await?;
+        let channels: Vec<String> = self
+            .users
+            .iter()
+            .map(|u| format!("{NAMESPACE}:{{{}}}:events", u.id))
+            .collect();
+        let slots = failover::keyslots(asked, &channels).await?;
+        // Each user's primary, then the primary with the most users (ties:
+        // the lowest port, so a run is reproducible).
+        let mut owner_of = Vec::with_capacity(slots.len());
+        for (user, slot) in slots.iter().enumerate() {
+            let range = before
+                .iter()
+                .find(|r| r.holds(*slot))
+                .with_context(|| format!("no primary owns slot {slot} (user {user})"))?;
+            owner_of.push(range.primary);
+        }
+        let mut counts: Vec<(u16, usize)> = Vec::new();
+        for range in &before {
+            if !counts.iter().any(|(p, _)| *p == range.primary) {
+                let n = owner_of.iter().filter(|p| **p == range.primary).count();
+                counts.push((range.primary, n));
+            }
+        }
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let (victim, owned) = counts[0];
+        let victim_ranges: Vec<&failover::SlotRange> =
+            before.iter().filter(|r| r.primary == victim).collect();
+        let replicas: Vec<u16> = victim_ranges
+            .iter()
+            .flat_map(|r| r.replicas.iter().copied())
+            .collect();
+        let node = nodes.iter().find(|n| n.port == victim).with_context(|| {
+            format!(
+                "no node directory under {} is the primary on port {victim}",
+                cluster.dir.display()
+            )
+        })?;
+        let pid = failover::pid_of(node)?;
+        let reported = failover::reported_pid(victim).await?;
+        if reported != pid {
+            bail!(
+                "{}/redis.pid says {pid}, but the node on :{victim} says it is process {reported}",
+                node.path.display()
+            );
+        }
+        self.failed_over = (0..self.users.len())
+            .filter(|u| owner_of[*u] == victim)
+            .collect();
+        let survivors: Vec<u16> = ports.iter().copied().filter(|p| *p != victim).collect();
+
+        let fault = phase.fault_now();
+        let status = std::process::Command::new("kill")
+            .args(["-s", "KILL", &pid.to_string()])
+            .status()
+            .context("running kill(1)")?;
+        if !status.success() {
+            bail!("kill -s KILL {pid} (the Redis primary on :{victim}) failed");
+        }
+        phase.notes.push(format!(
+            "Redis primary 127.0.0.1:{victim} ({}, pid {pid}) killed with SIGKILL under traffic; it owned slots {} and the channels of {owned} of {} users (per primary: {}); its replica: {}",
+            node.name,
+            victim_ranges
+                .iter()
+                .map(|r| format!("{}-{}", r.start, r.end))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.users.len(),
+            counts
+                .iter()
+                .map(|(p, n)| format!(":{p} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            replicas
+                .iter()
+                .map(|p| format!(":{p}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+
+        // Until another node serves every slot the killed one did.
+        let deadline = Instant::now() + FAILOVER_TIMEOUT;
+        let promoted = loop {
+            if let Ok((_, now)) = failover::slots_from_any(&survivors).await {
+                let owners: Vec<Option<u16>> = victim_ranges
+                    .iter()
+                    .map(|old| {
+                        now.iter()
+                            .find(|r| r.holds(old.start) && r.holds(old.end))
+                            .map(|r| r.primary)
+                    })
+                    .collect();
+                if owners.iter().all(|o| o.is_some_and(|p| p != victim)) {
+                    break owners[0].unwrap_or_default();
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "no replica of the killed primary :{victim} was promoted within {FAILOVER_TIMEOUT:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let promoted_after = now_ms() - fault;
+        let dead = failover::gone(pid);
+        // Until every surviving node says the cluster is whole.
+        let ok_after = loop {
+            let mut not_ok = Vec::new();
+            for &port in &survivors {
+                if !failover::state_ok(port).await {
+                    not_ok.push(port);
+                }
+            }
+            if not_ok.is_empty() {
+                break now_ms() - fault;
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "nodes {not_ok:?} did not say cluster_state:ok within {FAILOVER_TIMEOUT:?} of the kill"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        phase.notes.push(format!(
+            "127.0.0.1:{promoted} ({}) promoted {} after the kill; cluster_state:ok on all {} surviving nodes {} after it",
+            if replicas.contains(&promoted) {
+                "its replica"
+            } else {
+                "not its replica"
+            },
+            secs(Some(promoted_after)),
+            survivors.len(),
+            secs(Some(ok_after))
+        ));
+        phase.check(
+            "the killed primary's own replica took over its slots",
+            replicas.contains(&promoted) && dead,
+            format!(
+                ":{victim} killed ({}); :{promoted} serves its slots {} after the kill (its replicas were {replicas:?})",
+                if dead { "gone" } else { "STILL RUNNING" },
+                secs(Some(promoted_after))
+            ),
+        );
+        // Writes of the moved users acknowledged while their primary was
+        // down: what the failover has to carry over.
+        let moved: Vec<usize> = self.failed_over.clone();
+        let during = self
+            .workload
+            .ops()
+            .iter()
+            .filter(|op| {
+                moved.contains(&op.user)
+                    && op.started_ms >= fault
+                    && op.started_ms <= fault + promoted_after
+                    && op.outcome.acked()
+            })
+            .count();
+        phase.check(
+            "under traffic: writes of the killed primary's users were acknowledged before the promotion",
+            owned > 0 && during > 0,
+            format!(
+                "{during} writes of its {owned} users acknowledged between the kill and the promotion"
+            ),
+        );
+        Ok(())
+    }
+
+    /// Part of j, once the system is whole again: every task of the users
+    /// whose primary was killed, read through both api-nodes (their cache is
+    /// on the promoted replica now), is at least as new as PostgreSQL had it
+    /// just before, and a task deleted there is gone. An older version would
+    /// be a write the failover lost from the cache: a wrong answer.
+    async fn reads_agree(&mut self, phase: &mut Phase) {
+        let result = async {
+            let ids: Vec<Uuid> = self.failed_over.iter().map(|u| self.users[*u].id).collect();
+            let truth = latest_tasks(&self.db.events(&ids).await?);
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?;
+            let api = self.cluster.api_urls();
+            let mut checked = 0;
+            let mut wrong = Vec::new();
+            for (i, ((user, task), version)) in truth.iter().enumerate() {
+                let Some(owner) = self.users.iter().position(|u| u.id == *user) else {
+                    continue;
+                };
+                let token = &self.users[owner].token;
+                for base in &api {
+                    let response = http
+                        .get(format!("{base}/api/tasks/{task}"))
+                        .bearer_auth(token)
+                        .send()
+                        .await?;
+                    let status = response.status().as_u16();
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    let got = body["version"].as_i64();
+                    checked += 1;
+                    let ok = match (version, status) {
+                        (None, 404) => true,
+                        (Some(v), 200) => got.is_some_and(|g| g >= *v),
+                        // Deleted since PostgreSQL was read: recheck below.
+                        (Some(_), 404) => {
+                            let now = latest_tasks(&self.db.events(&[*user]).await?);
+                            now.get(&(*user, *task)).is_some_and(Option::is_none)
+                        }
+                        _ => false,
+                    };
+                    if !ok && wrong.len() < 5 {
+                        wrong.push(format!(
+                            "task {i} of user {owner} via {base}: {status} version {got:?}, PostgreSQL had {version:?}"
+                        ));
+                    }
+                }
+            }
+            anyhow::Ok((truth.len(), checked, wrong))
+        }
+        .await;
+        match result {
+            Ok((tasks, checked, wrong)) => phase.check(
+                "reads after the failover agree with PostgreSQL (no older cached version, no deleted task)",
+                wrong.is_empty(),
+                format!(
+                    "{tasks} tasks of the moved users, {checked} reads through both api-nodes; wrong: {}",
+                    if wrong.is_empty() {
+                        "none".into()
+                    } else {
+                        wrong.join("; ")
+                    }
+                ),
+            ),
+            Err(err) => phase.check(
+                "reads after the failover agree with PostgreSQL (no older cached version, no deleted task)",
+                false,
+                format!("the reads could not be made: {err:#}"),
+            ),
+        }
+    }
 }
 
 /// Runs `command` with `bash -c` (bounded to a minute).
@@ -480,4 +756,24 @@ async fn shell(command: &str, what: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Each task's latest state in `events`: its version, or `None` once
+/// deleted.
+fn latest_tasks(
+    events: &[crate::db::StoredEvent],
+) -> std::collections::BTreeMap<(Uuid, Uuid), Option<i64>> {
+    let mut tasks = std::collections::BTreeMap::new();
+    for event in events {
+        let value: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or_default();
+        let Some(task) = value["task"]["id"].as_str().and_then(|id| id.parse().ok()) else {
+            continue;
+        };
+        let state = match value["type"].as_str() {
+            Some("TASK_DELETED") => None,
+            _ => value["task"]["version"].as_i64(),
+        };
+        tasks.insert((event.user, task), state);
+    }
+    tasks
 }

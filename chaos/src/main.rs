@@ -1,33 +1,47 @@
-//! `chaos`: the fault-injection suite (issue 8). It runs the real api-node
-//! and ws-node binaries as child processes against a throwaway PostgreSQL
-//! (the runner's, `scripts/chaos.sh`) and a Redis of its own, keeps a
-//! bounded workload and WebSocket clients going, injects one fault after
-//! another, and checks everything against PostgreSQL's `task_events`.
+//! `chaos`: the fault-injection suite (issues 8 and 12). It runs the real
+//! api-node and ws-node binaries as child processes against a throwaway
+//! PostgreSQL (the runner's, `scripts/chaos.sh`) and a Redis of its own,
+//! keeps a bounded workload and WebSocket clients going, injects one fault
+//! after another, and checks everything against PostgreSQL's `task_events`.
 //! It exists beside the integration tests because what it breaks (whole
 //! processes killed, frozen or drained; Redis and PostgreSQL restarted) is
 //! only real with separate processes, and beside `scripts/cluster-check.sh`
 //! because that one only restarts nodes politely.
 //!
+//! Two passes, one run of this binary each. With its own single Redis it
+//! injects faults a to i and writes `FAULTS.md`. Given the runner's Redis
+//! Cluster (`CHAOS_REDIS_CLUSTER_URL`, `CHAOS_REDIS_CLUSTER_DIR`: 3
+//! primaries, 3 replicas) it starts no Redis, gives every node that
+//! `redis+cluster://` URL, injects a, c and j (kill -9 of the primary owning
+//! the most users' channels, under traffic, until its replica is promoted),
+//! leaves out the faults that stop or kill its own Redis (b, e, h), and
+//! writes `FAILOVER.md`.
+//!
 //! Layout:
 //! - `settings.rs`: what the runner passes (binaries, `DATABASE_URL`, how to
-//!   stop and start PostgreSQL, the state directory).
+//!   stop and start PostgreSQL, the state directory, the Redis Cluster);
+//!   which faults each pass runs.
 //! - `procs.rs`: child processes (start, signal, kill, reap, pid files).
-//! - `cluster.rs`: Redis, 2 api-nodes, 2 ws-nodes on free ports; readiness.
+//! - `cluster.rs`: Redis (or the runner's cluster), 2 api-nodes, 2 ws-nodes
+//!   on free ports; readiness.
+//! - `failover.rs`: the Redis Cluster as fault j sees it (`CLUSTER SLOTS`,
+//!   `CLUSTER KEYSLOT`, `cluster_state`, each node's directory and pid).
 //! - `workload.rs`: users, and writers marking each write "chaos op N".
 //! - `sockets.rs`: clients that resume with `since` after a close and never
 //!   resubscribe on a gap; every seq recorded with its arrival time.
-//! - `faults.rs`: the faults a to i, one phase each.
+//! - `faults.rs`: the faults a to j, one phase each.
 //! - `phase.rs`: a phase: its fault, what it may break, notes, verdicts.
 //! - `waits.rs`: bounded waits for state (subscribed, caught up, moved).
 //! - `db.rs`: the suite's reads of PostgreSQL.
 //! - `verify.rs`: the checks, against `task_events`.
-//! - `report.rs`: stdout report and `FAULTS.md`.
+//! - `report.rs`: stdout report, and `FAULTS.md` or `FAILOVER.md`.
 //!
 //! Only 127.0.0.1 is ever contacted, and every loop is bounded in count and
 //! time (the whole run by [`RUN_LIMIT`]).
 
 mod cluster;
 mod db;
+mod failover;
 mod faults;
 mod phase;
 mod procs;
@@ -93,7 +107,18 @@ async fn run(settings: &Settings) -> anyhow::Result<bool> {
     let deadline = started + RUN_LIMIT;
     let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
 
-    eprintln!("[chaos] starting Redis, migrating, starting 2 api-nodes and 2 ws-nodes");
+    let keys: Vec<char> = settings.faults();
+    match &settings.redis_cluster {
+        Some(redis) => eprintln!(
+            "[chaos] Redis Cluster pass on {}; migrating, starting 2 api-nodes and 2 ws-nodes; faults {}",
+            redis.url,
+            keys.iter().collect::<String>()
+        ),
+        None => eprintln!(
+            "[chaos] starting Redis, migrating, starting 2 api-nodes and 2 ws-nodes; faults {}",
+            keys.iter().collect::<String>()
+        ),
+    }
     let mut cluster = Cluster::start(settings, &secret).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -107,7 +132,6 @@ async fn run(settings: &Settings) -> anyhow::Result<bool> {
         }
     }
     let db = Db::new(&settings.database_url);
-    let keys: Vec<char> = ('a'..='i').filter(|k| settings.runs(*k)).collect();
     waits::caught_up(
         &sockets,
         &db,
@@ -129,6 +153,7 @@ async fn run(settings: &Settings) -> anyhow::Result<bool> {
         users: &users,
         pg_stop: &settings.pg_stop,
         pg_start: &settings.pg_start,
+        failed_over: Vec::new(),
     };
     let mut phases = run.all(&keys).await;
     workload.stop().await;
@@ -162,6 +187,21 @@ async fn run(settings: &Settings) -> anyhow::Result<bool> {
     let ops = workload.ops();
     let all_sockets = sockets.all();
     let verdict = verify::verify(&mut phases, &users, &ops, &all_sockets, &events, &latest);
+    for (phase, f) in phases.iter_mut().zip(&verdict.figures) {
+        if phase.key == 'j' {
+            phase.notes.push(format!(
+                "{} events committed in the phase checked against every socket's stream ({} deliveries): lost {}, duplicated {}, out of order {}, skipped {}; requests failed: {} (of {} writes)",
+                f.events,
+                f.deliveries,
+                f.lost,
+                f.duplicated,
+                f.out_of_order,
+                f.skipped,
+                verify::summary(&f.failed),
+                f.writes
+            ));
+        }
+    }
     let run_checks = vec![
         Check {
             name: "every fault asked for was carried out".into(),
@@ -207,6 +247,7 @@ async fn run(settings: &Settings) -> anyhow::Result<bool> {
         users: users.len(),
         sockets: all_sockets.len(),
         rate: settings.rate,
+        redis_cluster: settings.redis_cluster.as_ref().map(|c| c.url.clone()),
         run_checks,
     };
     print!("{}", report::text(&phases, &verdict, &info));

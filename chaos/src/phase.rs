@@ -30,7 +30,7 @@ pub struct Check {
 /// One phase of the run.
 #[derive(Debug, Clone)]
 pub struct Phase {
-    /// `0` for the fault-free start, else `a`..`i`.
+    /// `0` for the fault-free start, else `a`..`j`.
     pub key: char,
     /// The fault, in a few words.
     pub title: &'static str,
@@ -89,7 +89,7 @@ impl Phase {
 }
 
 /// The faults in the order they run: key, title, what is checked.
-pub const FAULTS: [(char, &str, &str); 9] = [
+pub const FAULTS: [(char, &str, &str); 10] = [
     ('a', "kill -9 of an api-node, restarted", "only the killed node's requests may go unanswered; recovery"),
     ('b', "api-node killed between commit and publish (Redis stopped, writes through it, kill -9, Redis continued)", "it held committed, unpublished events; the surviving node's relay published every one while it was dead"),
     ('c', "kill -9 of a ws-node, restarted", "its sockets resume on the other node with `since`"),
@@ -99,6 +99,7 @@ pub const FAULTS: [(char, &str, &str); 9] = [
     ('g', "a ws-node frozen (SIGSTOP) for 5 s, then SIGCONT", "its sockets get every event once it runs again"),
     ('h', "sockets of one user meet on a node while events are late (Redis stopped 3 s, new sockets subscribe beside an older one)", "the older socket still gets the late events (issue 8, defect 1)"),
     ('i', "30 sockets of one user on a ws-node that is killed", "all 30 reconnect at once to the other node and resume"),
+    ('j', "kill -9 of the Redis Cluster primary that owns the most users' channels, under traffic; its replica is promoted", "its own replica takes over; writes of its users were acknowledged while it was down; requests fail only with 503 UNAVAILABLE; reads afterwards agree with PostgreSQL"),
 ];
 
 /// The phase of fault `key`.

@@ -7,13 +7,14 @@
 //! carries the user's hash tag (see `redis_keys`), so one user's writes are
 //! one pipeline, and events go over sharded pub/sub (SPUBLISH).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, Pipeline};
+use redis::{ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, Pipeline, Value};
 use tokio::sync::OnceCell;
 
 /// The URL scheme that names a Redis Cluster by its seed nodes:
@@ -92,6 +93,40 @@ pub struct RedisConn {
     handle: Handle,
     timeout: Duration,
     wait_replicas: u32,
+    /// Which primaries a `WAIT` goes to (see [`Replicas`]).
+    replicas: Arc<Mutex<Replicas>>,
+}
+
+/// How often a connection that waits for replicas re-reads, on a cluster,
+/// which primaries have any (`CLUSTER SLOTS` lists the replicas not marked
+/// failed).
+const REPLICAS_EVERY: Duration = Duration::from_secs(1);
+/// How long `WAIT`s to a primary stay off after one of them was not
+/// answered by enough replicas within its timeout.
+const WAITS_OFF_FOR: Duration = Duration::from_secs(5);
+
+/// Where a `WAIT` can be answered. `WAIT` blocks the connection it is sent
+/// on (on a cluster, the one connection to its primary that every call of
+/// this node shares) until enough replicas have acknowledged or its timeout
+/// has passed. To a primary without a live replica (the one a failover has
+/// just promoted, say) each `WAIT` costs its whole timeout, one after the
+/// other, and everything sent to that primary queues behind them, without
+/// bound under steady writes. So a `WAIT` is sent only to a primary that
+/// `CLUSTER SLOTS` lists with enough replicas, and to none for
+/// [`WAITS_OFF_FOR`] after one went unanswered in time; the writes then
+/// count as done without it, as they do when a `WAIT` times out.
+#[derive(Default)]
+struct Replicas {
+    /// Slot ranges (inclusive), their primary (`host:port`) and how many
+    /// replicas `CLUSTER SLOTS` lists for it; empty until first read.
+    ranges: Vec<(u16, u16, String, usize)>,
+    /// When `ranges` was last read (or a read failed); `None`: read now.
+    read_at: Option<Instant>,
+    /// A read is under way.
+    reading: bool,
+    /// Primaries (`""`: the one server, or one not known yet) to send no
+    /// `WAIT` to until then.
+    off_until: HashMap<String, Instant>,
 }
 
 #[derive(Clone)]
@@ -163,6 +198,7 @@ impl RedisConn {
             handle,
             timeout,
             wait_replicas: 0,
+            replicas: Arc::default(),
         })
     }
 
@@ -177,13 +213,113 @@ impl RedisConn {
     /// Ends `pipe` with a `WAIT` for the replicas asked for, if any. Redis
     /// replicates asynchronously: without it, a primary killed right after
     /// acknowledging a write may leave its promoted replica without it (an
-    /// older cached task would then be served again).
+    /// older cached task would then be served again). This one always
+    /// waits; [`RedisConn::run_replicated`], which the api-node's publishes
+    /// use, does not wait where no replica can answer.
     pub fn add_replica_wait(&self, pipe: &mut Pipeline) {
         if self.wait_replicas > 0 {
             pipe.cmd("WAIT")
                 .arg(self.wait_replicas)
                 .arg(self.timeout.as_millis() as u64 / 2)
                 .ignore();
+        }
+    }
+
+    /// Runs `pipe`, writes of the one slot of `key` that must survive a
+    /// failover (events, cache upgrades), ended with a `WAIT` for the
+    /// replicas asked for, within the timeout, when its primary has them
+    /// (see [`Replicas`]). As with [`RedisConn::add_replica_wait`], a `WAIT`
+    /// that times out does not fail the writes: they count as done.
+    pub async fn run_replicated(&self, pipe: &mut Pipeline, key: &str) -> Result<(), RedisFailure> {
+        let waiting = self.wait_target(key);
+        if waiting.is_some() {
+            pipe.cmd("WAIT")
+                .arg(self.wait_replicas)
+                .arg(self.timeout.as_millis() as u64 / 2);
+        }
+        // Every other command of `pipe` is ignored: the WAIT's reply, if
+        // any, is the only value.
+        let result = self.run::<Vec<Value>>(pipe).await;
+        if let Some(primary) = waiting {
+            let reached = match &result {
+                Ok(values) => values
+                    .last()
+                    .and_then(|v| i64::from_redis_value_ref(v).ok()),
+                Err(_) => None,
+            };
+            // Too few replicas acknowledged, no answer in time (the WAIT is
+            // the likely cause), or no answer at all (the primary is gone,
+            // and the replica that takes over has none): no WAIT to that
+            // primary for a while, and re-read who has replicas.
+            if reached.is_none_or(|n| n < i64::from(self.wait_replicas)) {
+                tracing::debug!(
+                    primary,
+                    ?reached,
+                    "no replica acknowledged in time; no WAIT to that primary for a while"
+                );
+                self.waits_failed(&primary);
+            }
+        }
+        result.map(|_| ())
+    }
+
+    /// The primary a `WAIT` for `key`'s slot would go to (`""` if not
+    /// known), or `None` if no `WAIT` should be sent.
+    fn wait_target(&self, key: &str) -> Option<String> {
+        if self.wait_replicas == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        let mut replicas = self.replicas.lock().expect("BUG: replicas lock poisoned");
+        let primary = match &self.handle {
+            Handle::Single(_) => String::new(),
+            Handle::Cluster(_) => {
+                let stale = replicas
+                    .read_at
+                    .is_none_or(|at| now.duration_since(at) >= REPLICAS_EVERY);
+                if stale && !replicas.reading {
+                    replicas.reading = true;
+                    tokio::spawn(self.clone().read_replicas());
+                }
+                let slot = slot(key.as_bytes());
+                match replicas
+                    .ranges
+                    .iter()
+                    .find(|(start, end, _, _)| (*start..=*end).contains(&slot))
+                {
+                    Some((_, _, _, listed)) if *listed < self.wait_replicas as usize => {
+                        return None
+                    }
+                    Some((_, _, primary, _)) => primary.clone(),
+                    None => String::new(),
+                }
+            }
+        };
+        match replicas.off_until.get(&primary) {
+            Some(until) if *until > now => None,
+            _ => Some(primary),
+        }
+    }
+
+    fn waits_failed(&self, primary: &str) {
+        let mut replicas = self.replicas.lock().expect("BUG: replicas lock poisoned");
+        replicas
+            .off_until
+            .insert(primary.to_owned(), Instant::now() + WAITS_OFF_FOR);
+        replicas.read_at = None;
+    }
+
+    /// Reads `CLUSTER SLOTS` into [`Replicas`].
+    async fn read_replicas(self) {
+        let slots = self
+            .cmd::<Value>(&redis::cmd("CLUSTER").arg("SLOTS").to_owned())
+            .await;
+        let mut replicas = self.replicas.lock().expect("BUG: replicas lock poisoned");
+        replicas.reading = false;
+        replicas.read_at = Some(Instant::now());
+        match slots {
+            Ok(value) => replicas.ranges = parse_slots(&value),
+            Err(err) => tracing::debug!(error = %err, "reading the cluster's replicas failed"),
         }
     }
 
@@ -236,6 +372,69 @@ impl RedisConn {
     }
 }
 
+/// The hash slot of a key: CRC16 (XMODEM) of its hash tag (the part
+/// between the first `{` and the next `}`, when not empty), else of the
+/// whole key, modulo 16384.
+pub fn slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|b| *b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for byte in hashed {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+/// `CLUSTER SLOTS`: `[[start, end, [host, port, id, ...], replica...], ...]`
+/// as (start, end, `host:port` of the primary, replicas listed).
+fn parse_slots(value: &Value) -> Vec<(u16, u16, String, usize)> {
+    let Value::Array(ranges) = value else {
+        return Vec::new();
+    };
+    let int = |v: &Value| match v {
+        Value::Int(n) => u16::try_from(*n).ok(),
+        _ => None,
+    };
+    let text = |v: &Value| match v {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    ranges
+        .iter()
+        .filter_map(|range| {
+            let Value::Array(parts) = range else {
+                return None;
+            };
+            let Some(Value::Array(primary)) = parts.get(2) else {
+                return None;
+            };
+            let host = text(primary.first()?)?;
+            let port = int(primary.get(1)?)?;
+            Some((
+                int(parts.first()?)?,
+                int(parts.get(1)?)?,
+                format!("{host}:{port}"),
+                parts.len().saturating_sub(3),
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +454,34 @@ mod tests {
         let single = RedisTarget::parse("redis://127.0.0.1:6379/0").unwrap();
         assert!(!single.is_cluster());
         assert!(RedisTarget::parse("redis+cluster://").is_err());
+    }
+
+    #[test]
+    fn slots_and_replicas_come_from_cluster_slots() {
+        // Values from `CLUSTER KEYSLOT` on Redis 7.
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"x{bar}y"), 5061);
+        let node = |port| {
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::Int(port),
+            ])
+        };
+        let value = Value::Array(vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(8191),
+                node(7000),
+                node(7003),
+            ]),
+            Value::Array(vec![Value::Int(8192), Value::Int(16383), node(7001)]),
+        ]);
+        assert_eq!(
+            parse_slots(&value),
+            vec![
+                (0, 8191, "127.0.0.1:7000".to_owned(), 1),
+                (8192, 16383, "127.0.0.1:7001".to_owned(), 0),
+            ]
+        );
     }
 }
