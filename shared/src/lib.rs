@@ -12,6 +12,7 @@
 //! - [`revocation`]: the in-memory set of revoked token ids, fed by Redis and PostgreSQL.
 //! - [`redis_conn`]: the self-healing, time-bounded Redis connection.
 //! - [`redis_keys`]: the one place that names Redis keys and channels.
+//! - [`redis_topology`]: hash slots and a Redis Cluster's slot map.
 //! - [`error_body`]: the contract's JSON error body.
 //! - [`events`]: the task event wire format, serialized once.
 //! - [`time`]: the contract's timestamp format.
@@ -30,6 +31,7 @@ pub mod postgres;
 pub mod prometheus;
 pub mod redis_conn;
 pub mod redis_keys;
+pub mod redis_topology;
 pub mod revocation;
 pub mod settings;
 pub mod shutdown;

@@ -17,6 +17,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, Pipeline, Value};
 use tokio::sync::OnceCell;
 
+use crate::redis_topology::{parse_cluster_slots, range_of, SlotRange};
+
 /// The URL scheme that names a Redis Cluster by its seed nodes:
 /// `redis+cluster://host:port,host:port,...` (credentials, if any, on the
 /// first: `redis+cluster://user:pass@host:port,host:port`).
@@ -117,9 +119,8 @@ const WAITS_OFF_FOR: Duration = Duration::from_secs(5);
 /// count as done without it, as they do when a `WAIT` times out.
 #[derive(Default)]
 struct Replicas {
-    /// Slot ranges (inclusive), their primary (`host:port`) and how many
-    /// replicas `CLUSTER SLOTS` lists for it; empty until first read.
-    ranges: Vec<(u16, u16, String, usize)>,
+    /// The slot map with each primary's replicas; empty until first read.
+    ranges: Vec<SlotRange>,
     /// When `ranges` was last read (or a read failed); `None`: read now.
     read_at: Option<Instant>,
     /// A read is under way.
@@ -281,16 +282,9 @@ impl RedisConn {
                     replicas.reading = true;
                     tokio::spawn(self.clone().read_replicas());
                 }
-                let slot = slot(key.as_bytes());
-                match replicas
-                    .ranges
-                    .iter()
-                    .find(|(start, end, _, _)| (*start..=*end).contains(&slot))
-                {
-                    Some((_, _, _, listed)) if *listed < self.wait_replicas as usize => {
-                        return None
-                    }
-                    Some((_, _, primary, _)) => primary.clone(),
+                match range_of(&replicas.ranges, key.as_bytes()) {
+                    Some(range) if range.replicas < self.wait_replicas as usize => return None,
+                    Some(range) => range.primary.clone(),
                     None => String::new(),
                 }
             }
@@ -318,7 +312,7 @@ impl RedisConn {
         replicas.reading = false;
         replicas.read_at = Some(Instant::now());
         match slots {
-            Ok(value) => replicas.ranges = parse_slots(&value),
+            Ok(value) => replicas.ranges = parse_cluster_slots(&value),
             Err(err) => tracing::debug!(error = %err, "reading the cluster's replicas failed"),
         }
     }
@@ -372,69 +366,6 @@ impl RedisConn {
     }
 }
 
-/// The hash slot of a key: CRC16 (XMODEM) of its hash tag (the part
-/// between the first `{` and the next `}`, when not empty), else of the
-/// whole key, modulo 16384.
-pub fn slot(key: &[u8]) -> u16 {
-    let hashed = key
-        .iter()
-        .position(|b| *b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|b| *b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    let mut crc: u16 = 0;
-    for byte in hashed {
-        crc ^= u16::from(*byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
-}
-
-/// `CLUSTER SLOTS`: `[[start, end, [host, port, id, ...], replica...], ...]`
-/// as (start, end, `host:port` of the primary, replicas listed).
-fn parse_slots(value: &Value) -> Vec<(u16, u16, String, usize)> {
-    let Value::Array(ranges) = value else {
-        return Vec::new();
-    };
-    let int = |v: &Value| match v {
-        Value::Int(n) => u16::try_from(*n).ok(),
-        _ => None,
-    };
-    let text = |v: &Value| match v {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    };
-    ranges
-        .iter()
-        .filter_map(|range| {
-            let Value::Array(parts) = range else {
-                return None;
-            };
-            let Some(Value::Array(primary)) = parts.get(2) else {
-                return None;
-            };
-            let host = text(primary.first()?)?;
-            let port = int(primary.get(1)?)?;
-            Some((
-                int(parts.first()?)?,
-                int(parts.get(1)?)?,
-                format!("{host}:{port}"),
-                parts.len().saturating_sub(3),
-            ))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,34 +385,5 @@ mod tests {
         let single = RedisTarget::parse("redis://127.0.0.1:6379/0").unwrap();
         assert!(!single.is_cluster());
         assert!(RedisTarget::parse("redis+cluster://").is_err());
-    }
-
-    #[test]
-    fn slots_and_replicas_come_from_cluster_slots() {
-        // Values from `CLUSTER KEYSLOT` on Redis 7.
-        assert_eq!(slot(b"foo"), 12182);
-        assert_eq!(slot(b"x{bar}y"), 5061);
-        let node = |port| {
-            Value::Array(vec![
-                Value::BulkString(b"127.0.0.1".to_vec()),
-                Value::Int(port),
-            ])
-        };
-        let value = Value::Array(vec![
-            Value::Array(vec![
-                Value::Int(0),
-                Value::Int(8191),
-                node(7000),
-                node(7003),
-            ]),
-            Value::Array(vec![Value::Int(8192), Value::Int(16383), node(7001)]),
-        ]);
-        assert_eq!(
-            parse_slots(&value),
-            vec![
-                (0, 8191, "127.0.0.1:7000".to_owned(), 1),
-                (8192, 16383, "127.0.0.1:7001".to_owned(), 0),
-            ]
-        );
     }
 }

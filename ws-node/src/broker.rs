@@ -8,7 +8,7 @@
 //! One server or a Redis Cluster: each user's channel lives on one server
 //! (on a cluster, the primary owning the channel's slot, reached with
 //! sharded pub/sub). This module is the coordinator: it knows the
-//! [`topology::Topology`], keeps one [`shard::Shard`] task (one connection)
+//! [`Topology`] (`shared::redis_topology`), keeps one [`shard::Shard`] task (one connection)
 //! per server it needs, and tells each which users to hold. When the
 //! cluster's topology changes (a failover, a slot move) the users whose
 //! server changed are moved to the new one and caught up from history.
@@ -20,7 +20,6 @@
 //! can catch that user up from history.
 
 mod shard;
-pub mod topology;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,7 +34,7 @@ use uuid::Uuid;
 
 use crate::hub::{Event, Interest};
 use shard::{Command, Shard};
-use topology::{Addr, Topology};
+use shared::redis_topology::{Addr, Topology};
 
 /// Where the pump hands events. Both calls must return at once.
 pub trait EventSink: Send + Sync + 'static {
@@ -262,10 +261,10 @@ impl Pump {
             );
         }
         // A shard that holds nobody and owns no slots goes.
-        let owners: Vec<Addr> = match &self.topology {
-            Some(Topology::Cluster(ranges)) => ranges.iter().map(|(_, _, a)| a.clone()).collect(),
-            _ => Vec::new(),
-        };
+        let owners = self
+            .topology
+            .as_ref()
+            .map_or_else(Vec::new, Topology::primaries);
         let held: std::collections::HashSet<&Addr> = self.wanted.values().flatten().collect();
         self.shards.retain(|addr, shard| {
             let keep = held.contains(addr) || owners.contains(addr);

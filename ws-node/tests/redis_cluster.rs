@@ -17,9 +17,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 use shared::redis_conn::{RedisConn, RedisTarget};
 use shared::redis_keys::RedisKeys;
+use shared::redis_topology::{self, Topology};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use uuid::Uuid;
-use ws_node::broker::topology::{self, Topology};
 
 /// Two api-nodes on the cluster, waiting for one replica per write.
 async fn api_nodes() -> (TestApp, TestApp) {
@@ -211,17 +211,16 @@ async fn query<T: redis::FromRedisValue>(
 async fn move_slot(slot: u16) {
     let target = RedisTarget::parse(&redis_cluster_url()).unwrap();
     let conn = RedisConn::new(&target, Duration::from_secs(2)).unwrap();
-    let Topology::Cluster(ranges) = Topology::read(&conn).await.unwrap() else {
+    let topology = Topology::read(&conn).await.unwrap();
+    let Topology::Cluster(ranges) = &topology else {
         unreachable!()
     };
     let from = ranges
         .iter()
-        .find(|(start, end, _)| (*start..=*end).contains(&slot))
-        .map(|(_, _, addr)| addr.clone())
+        .find(|range| (range.start..=range.end).contains(&slot))
+        .map(|range| range.primary.clone())
         .unwrap();
-    let mut primaries: Vec<String> = ranges.iter().map(|(_, _, addr)| addr.clone()).collect();
-    primaries.sort();
-    primaries.dedup();
+    let primaries = topology.primaries();
     let to = primaries
         .iter()
         .find(|addr| **addr != from)
@@ -284,7 +283,7 @@ async fn a_users_slot_moved_to_another_primary_leaves_their_stream_whole() {
     assert_eq!(seqs(&socket.events(1).await), [1]);
 
     let id: Uuid = user.id.parse().unwrap();
-    move_slot(topology::slot(format!("{{{id}}}").as_bytes())).await;
+    move_slot(redis_topology::slot(format!("{{{id}}}").as_bytes())).await;
 
     // Writes right after the move: the node's old subscription is gone
     // (the old owner dropped it); every event still arrives once, in order.

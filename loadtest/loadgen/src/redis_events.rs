@@ -22,9 +22,9 @@ use serde_json::json;
 use shared::background::Background;
 use shared::redis_conn::{RedisConn, RedisTarget};
 use shared::redis_keys::RedisKeys;
+use shared::redis_topology::{Addr, Topology};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-use ws_node::broker::topology::{Addr, Topology};
 use ws_node::broker::{self, EventSink};
 use ws_node::hub::{Event, Interest};
 
@@ -236,15 +236,7 @@ async fn servers(target: &RedisTarget, conn: &RedisConn) -> anyhow::Result<Vec<A
             let (host, port) = RedisTarget::address(info).context("a TCP Redis address")?;
             vec![format!("{host}:{port}")]
         }
-        RedisTarget::Cluster(_) => match Topology::read(conn).await? {
-            Topology::Cluster(ranges) => {
-                let mut primaries: Vec<Addr> = ranges.into_iter().map(|(_, _, a)| a).collect();
-                primaries.sort();
-                primaries.dedup();
-                primaries
-            }
-            Topology::Single(addr) => vec![addr],
-        },
+        RedisTarget::Cluster(_) => Topology::read(conn).await?.primaries(),
     })
 }
 

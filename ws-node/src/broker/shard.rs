@@ -17,9 +17,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::topology::Addr;
 use super::EventSink;
 use crate::hub::Event;
+use shared::redis_topology::Addr;
 
 /// What the coordinator asks of a shard.
 pub enum Command {

@@ -1,9 +1,11 @@
-//! Which server holds a user's channel: the one server, or on a Redis
-//! Cluster the primary that owns the channel's hash slot (read with
-//! `CLUSTER SLOTS`).
+//! Who holds what on a Redis Cluster: the hash slot of a key or sharded
+//! channel, and the slot map (`CLUSTER SLOTS`: each range's primary and
+//! how many replicas it has). The ws-node's broker places subscriptions
+//! with it; the Redis connection decides where a `WAIT` can be answered.
 
 use redis::Value;
-use shared::redis_conn::{RedisConn, RedisFailure};
+
+use crate::redis_conn::{RedisConn, RedisFailure};
 
 /// A server, as `host:port`.
 pub type Addr = String;
@@ -11,27 +13,44 @@ pub type Addr = String;
 /// Slots of a Redis Cluster.
 pub const SLOTS: u16 = 16384;
 
+/// One range of slots (inclusive) and who serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRange {
+    pub start: u16,
+    pub end: u16,
+    pub primary: Addr,
+    /// Replicas the cluster lists for the primary (failed ones are not).
+    pub replicas: usize,
+}
+
 /// Who owns which slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Topology {
-    /// One server holds every channel.
+    /// One server holds every key and channel.
     Single(Addr),
-    /// Slot ranges (inclusive) and their primaries, as the cluster says.
-    Cluster(Vec<(u16, u16, Addr)>),
+    /// The cluster's slot map.
+    Cluster(Vec<SlotRange>),
 }
 
 impl Topology {
-    /// The server that holds `channel`; None while no known primary owns
-    /// its slot (mid-failover).
-    pub fn owner(&self, channel: &[u8]) -> Option<&Addr> {
+    /// The server that holds `name`; None while no known primary owns its
+    /// slot (mid-failover).
+    pub fn owner(&self, name: &[u8]) -> Option<&Addr> {
         match self {
             Self::Single(addr) => Some(addr),
+            Self::Cluster(ranges) => range_of(ranges, name).map(|range| &range.primary),
+        }
+    }
+
+    /// The primaries that own slots, each once.
+    pub fn primaries(&self) -> Vec<Addr> {
+        match self {
+            Self::Single(addr) => vec![addr.clone()],
             Self::Cluster(ranges) => {
-                let slot = slot(channel);
-                ranges
-                    .iter()
-                    .find(|(start, end, _)| (*start..=*end).contains(&slot))
-                    .map(|(_, _, addr)| addr)
+                let mut primaries: Vec<Addr> = ranges.iter().map(|r| r.primary.clone()).collect();
+                primaries.sort();
+                primaries.dedup();
+                primaries
             }
         }
     }
@@ -41,8 +60,16 @@ impl Topology {
         let value: Value = conn
             .cmd(&redis::cmd("CLUSTER").arg("SLOTS").to_owned())
             .await?;
-        Ok(Self::Cluster(parse_slots(&value)))
+        Ok(Self::Cluster(parse_cluster_slots(&value)))
     }
+}
+
+/// The range holding `name`'s slot.
+pub fn range_of<'a>(ranges: &'a [SlotRange], name: &[u8]) -> Option<&'a SlotRange> {
+    let slot = slot(name);
+    ranges
+        .iter()
+        .find(|range| (range.start..=range.end).contains(&slot))
 }
 
 /// The hash slot of a key or sharded channel: CRC16 (XMODEM) of its hash
@@ -76,8 +103,8 @@ fn crc16(bytes: &[u8]) -> u16 {
     crc
 }
 
-/// `CLUSTER SLOTS`: `[[start, end, [host, port, id, ...], replicas...], ...]`.
-fn parse_slots(value: &Value) -> Vec<(u16, u16, Addr)> {
+/// `CLUSTER SLOTS`: `[[start, end, [host, port, id, ...], replica...], ...]`.
+pub fn parse_cluster_slots(value: &Value) -> Vec<SlotRange> {
     let Value::Array(ranges) = value else {
         return Vec::new();
     };
@@ -101,11 +128,12 @@ fn parse_slots(value: &Value) -> Vec<(u16, u16, Addr)> {
             };
             let host = text(primary.first()?)?;
             let port = int(primary.get(1)?)?;
-            Some((
-                int(parts.first()?)?,
-                int(parts.get(1)?)?,
-                format!("{host}:{port}"),
-            ))
+            Some(SlotRange {
+                start: int(parts.first()?)?,
+                end: int(parts.get(1)?)?,
+                primary: format!("{host}:{port}"),
+                replicas: parts.len().saturating_sub(3),
+            })
         })
         .collect()
 }
@@ -119,33 +147,32 @@ mod tests {
         // Values from `CLUSTER KEYSLOT` on Redis 7.
         assert_eq!(crc16(b"123456789"), 0x31C3);
         assert_eq!(slot(b"foo"), 12182);
-        assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
         assert_eq!(slot(b"bar"), 5061);
         assert_eq!(slot(b"x{bar}y"), 5061);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
         assert_eq!(slot(b"{}x"), crc16(b"{}x") % SLOTS);
     }
 
     #[test]
-    fn owners_come_from_the_slot_map() {
+    fn owners_and_replicas_come_from_the_slot_map() {
+        let node = |port| {
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::Int(port),
+            ])
+        };
         let value = Value::Array(vec![
             Value::Array(vec![
                 Value::Int(0),
                 Value::Int(8191),
-                Value::Array(vec![
-                    Value::BulkString(b"127.0.0.1".to_vec()),
-                    Value::Int(7000),
-                ]),
+                node(7000),
+                node(7003),
             ]),
-            Value::Array(vec![
-                Value::Int(8192),
-                Value::Int(16383),
-                Value::Array(vec![
-                    Value::BulkString(b"127.0.0.1".to_vec()),
-                    Value::Int(7001),
-                ]),
-            ]),
+            Value::Array(vec![Value::Int(8192), Value::Int(16383), node(7001)]),
         ]);
-        let topology = Topology::Cluster(parse_slots(&value));
+        let ranges = parse_cluster_slots(&value);
+        assert_eq!((ranges[0].replicas, ranges[1].replicas), (1, 0));
+        let topology = Topology::Cluster(ranges);
         assert_eq!(
             topology.owner(b"foo").map(String::as_str),
             Some("127.0.0.1:7001")
@@ -154,6 +181,7 @@ mod tests {
             topology.owner(b"{bar}x").map(String::as_str),
             Some("127.0.0.1:7000")
         );
+        assert_eq!(topology.primaries(), ["127.0.0.1:7000", "127.0.0.1:7001"]);
         assert_eq!(Topology::Cluster(vec![]).owner(b"foo"), None);
     }
 }
