@@ -271,16 +271,7 @@ ws-nodes (the real binaries), no balancer. The last line of its output is
 5. **Whole again** within 30 s: every node ready, every socket subscribed
    and caught up.
 
-*Recover* is fault → first successful write after the last failed one;
-*whole again* is fault → every node ready and every socket caught up;
-*max delay* is the longest commit → receipt time of an event committed in
-the phase.
-
-## The matrix (last run)
-
-| | fault | also checked | writes (failed) | committed, no answer | events / deliveries | lost · dup · order · skip | recover | whole again | max delay | checks |
-|---|---|---|---|---|---|---|---|---|---|---|
-",
+{MATRIX_HEAD}",
         date = info.date,
         commit = info.commit,
         profile = info.profile,
@@ -294,6 +285,18 @@ the phase.
     );
     out
 }
+
+/// What the matrix's columns mean, and its head: the same in both files.
+const MATRIX_HEAD: &str = "*Recover* is fault → first successful write after the last failed one;
+*whole again* is fault → every node ready and every socket caught up;
+*max delay* is the longest commit → receipt time of an event committed in
+the phase.
+
+## The matrix (last run)
+
+| | fault | also checked | writes (failed) | committed, no answer | events / deliveries | lost · dup · order · skip | recover | whole again | max delay | checks |
+|---|---|---|---|---|---|---|---|---|---|---|
+";
 
 /// `FAILOVER.md` up to the matrix's rows: the same shape as `FAULTS.md`,
 /// for the Redis Cluster pass.
@@ -387,16 +390,7 @@ under traffic), and that afterwards every task of those users, read through
 both api-nodes, is at least as new as PostgreSQL had it (no older version
 from a cache that lost a write in the failover).
 
-*Recover* is fault → first successful write after the last failed one;
-*whole again* is fault → every node ready and every socket caught up;
-*max delay* is the longest commit → receipt time of an event committed in
-the phase.
-
-## The matrix (last run)
-
-| | fault | also checked | writes (failed) | committed, no answer | events / deliveries | lost · dup · order · skip | recover | whole again | max delay | checks |
-|---|---|---|---|---|---|---|---|---|---|---|
-",
+{MATRIX_HEAD}",
         date = info.date,
         commit = info.commit,
         profile = info.profile,
