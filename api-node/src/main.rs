@@ -6,6 +6,12 @@ use api_node::app::Application;
 use api_node::config::Config;
 use api_node::{db, seed};
 
+/// mimalloc: a cached read allocates a few small buffers per request, and
+/// glibc's malloc and free were ~17% of the node's user time (see
+/// loadtest/NOTES.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
