@@ -141,7 +141,7 @@ step SKIP_CLUSTER_CHECK "scripts/cluster-check.sh (nginx, 2+2 nodes, Prometheus,
 step SKIP_BROWSER "scripts/browser-check.sh (the JS client's unit tests; the live board in headless Chromium against 2+2 nodes, a ws-node killed under it)" \
     "browser check (logs in .local/browser-check-failed/, screenshots in .local/browser-artifacts/)" \
     bash scripts/browser-check.sh
-step SKIP_CHAOS "scripts/chaos.sh (faults a-i against 2 api-nodes and 2 ws-nodes under traffic; rewrites FAULTS.md)" \
+step SKIP_CHAOS "scripts/chaos.sh (faults a-i against 2 api-nodes and 2 ws-nodes under traffic, then a Redis Cluster pass with a primary killed; rewrites FAULTS.md and FAILOVER.md)" \
     "chaos suite (logs in .local/chaos-failed/)" bash scripts/chaos.sh
 step SKIP_SCHEMATHESIS "scripts/schemathesis.sh (Schemathesis against one api-node's /openapi.json: every check, positive and negative data, stateful links)" \
     "Schemathesis (reports and the node's log in .local/schemathesis-failed/)" bash scripts/schemathesis.sh
