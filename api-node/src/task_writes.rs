@@ -66,7 +66,8 @@ pub async fn update(
     let written = async {
         // If the task is not changed after all, the rollback returns the seq.
         let seq = begin_with_seq(&client, user_id).await?;
-        let task = changed(tasks::update(&client, user_id, id, patch, precondition).await?)?;
+        let task =
+            changed(tasks::update(&client, user_id, id, patch, precondition.version()).await?)?;
         let at = task.updated_at.timestamp_millis();
         let event = record_and_commit(
             &client,
@@ -95,7 +96,8 @@ pub async fn delete(
     let client = pool.get().await?;
     let written = async {
         let seq = begin_with_seq(&client, user_id).await?;
-        let deleted_at = changed(tasks::delete(&client, user_id, id, precondition).await?)?;
+        let deleted_at =
+            changed(tasks::delete(&client, user_id, id, precondition.version()).await?)?;
         let task_json = format!(r#"{{"id":"{id}"}}"#);
         record_and_commit(
             &client,

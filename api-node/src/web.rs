@@ -152,6 +152,16 @@ pub enum Precondition {
     Version(i32),
 }
 
+impl Precondition {
+    /// The version a conditional write requires, if any.
+    pub fn version(self) -> Option<i32> {
+        match self {
+            Self::Any => None,
+            Self::Version(v) => Some(v),
+        }
+    }
+}
+
 /// Reads `If-Match`. A value that names no version of ours can match
 /// nothing, so it is a 412 whatever the task's state.
 pub fn if_match(headers: &HeaderMap) -> Result<Precondition, ApiError> {

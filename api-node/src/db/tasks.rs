@@ -10,7 +10,6 @@ use crate::domain::list_query::{ListQuery, Sort};
 use crate::domain::task_input::{NewTask, TaskPatch};
 use crate::error::ApiError;
 use crate::models::{Task, TASK_COLUMNS};
-use crate::web::Precondition;
 
 /// What a conditional write found.
 #[derive(Debug)]
@@ -62,13 +61,6 @@ pub async fn get(
         .map(Task::from_row))
 }
 
-fn expected_version(precondition: Precondition) -> Option<i32> {
-    match precondition {
-        Precondition::Any => None,
-        Precondition::Version(v) => Some(v),
-    }
-}
-
 /// Tells a missing task from one at another version, after a conditional
 /// write changed nothing.
 async fn why_unchanged<T>(
@@ -92,13 +84,14 @@ async fn why_unchanged<T>(
     })
 }
 
-/// Applies a patch, honouring `If-Match`; bumps the version.
+/// Applies a patch if the task is at `version` (any version when None);
+/// bumps the version.
 pub async fn update(
     client: &impl GenericClient,
     user_id: Uuid,
     id: Uuid,
     patch: &TaskPatch,
-    precondition: Precondition,
+    version: Option<i32>,
 ) -> Result<Outcome<Task>, ApiError> {
     let sql = format!(
         "UPDATE tasks SET
@@ -116,7 +109,6 @@ pub async fn update(
     let description = patch.description.clone().flatten();
     let status = patch.status.map(|s| s.as_str());
     let priority = patch.priority.map(|p| p.get());
-    let version = expected_version(precondition);
     let row = client
         .query_opt(
             &client.prepare_cached(&sql).await?,
@@ -138,14 +130,14 @@ pub async fn update(
     }
 }
 
-/// Deletes a task, honouring `If-Match`; gives the deletion time.
+/// Deletes a task if it is at `version` (any version when None); gives the
+/// deletion time.
 pub async fn delete(
     client: &impl GenericClient,
     user_id: Uuid,
     id: Uuid,
-    precondition: Precondition,
+    version: Option<i32>,
 ) -> Result<Outcome<DateTime<Utc>>, ApiError> {
-    let version = expected_version(precondition);
     let row = client
         .query_opt(
             &client.prepare_cached("DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND ($3::integer IS NULL OR version = $3)
