@@ -28,6 +28,8 @@
 //! failed (Redis unreachable from its node) leaves the older copy in place
 //! until its retry or the relay upgrades it.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use redis::Pipeline;
 use shared::redis_keys::RedisKeys;
@@ -72,6 +74,41 @@ redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
+
+/// How a script goes into a command: by its SHA1 (`EVALSHA`, a few dozen
+/// bytes instead of the script's text on every write), or by its text
+/// (`EVAL`, which also loads it) after Redis answered `NOSCRIPT` because it
+/// does not hold it (restarted empty, or a failover's new primary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptBy {
+    /// `EVALSHA <sha1>`.
+    Sha,
+    /// `EVAL <text>`.
+    Text,
+}
+
+impl ScriptBy {
+    fn add<'a>(self, pipe: &'a mut Pipeline, code: &'static str, sha: &str) -> &'a mut Pipeline {
+        match self {
+            Self::Sha => pipe.cmd("EVALSHA").arg(sha),
+            Self::Text => pipe.cmd("EVAL").arg(code),
+        }
+    }
+}
+
+/// The SHA1 of each script, as Redis names it.
+static FILL_WITH_LEASE_SHA: LazyLock<String> = LazyLock::new(|| sha1(FILL_WITH_LEASE));
+static UPGRADE_SHA: LazyLock<String> = LazyLock::new(|| sha1(UPGRADE));
+static TOMBSTONE_SHA: LazyLock<String> = LazyLock::new(|| sha1(TOMBSTONE));
+
+fn sha1(code: &str) -> String {
+    redis::Script::new(code).get_hash().to_owned()
+}
+
+/// Whether Redis refused a script it does not hold (send it by text).
+pub fn is_noscript(err: &RedisFailure) -> bool {
+    matches!(err, RedisFailure::Redis(err) if err.code() == Some("NOSCRIPT"))
+}
 
 /// Outranks every real version (2^53: exact in Lua's doubles).
 const TOMBSTONE_VERSION: i64 = 1 << 53;
@@ -168,10 +205,9 @@ impl TaskCache {
     /// Stores a task read from PostgreSQL after `lease` was taken, in the
     /// background: the response does not wait for it.
     pub fn fill(&self, task: &Task, lease: FillLease) {
-        let cache = self.clone();
-        let fill = cache.fill_command(task, lease);
+        let (cache, task) = (self.clone(), task.clone());
         tokio::spawn(async move {
-            if let Err(err) = cache.redis.cmd::<i64>(&fill).await {
+            if let Err(err) = cache.fill_now(&task, lease).await {
                 tracing::debug!(error = %err, "cache fill failed");
             }
         });
@@ -179,34 +215,52 @@ impl TaskCache {
 
     /// [`TaskCache::fill`], waited for: whether the task was stored.
     pub async fn fill_now(&self, task: &Task, lease: FillLease) -> Result<bool, RedisFailure> {
-        let fill = self.fill_command(task, lease);
-        Ok(self.redis.cmd::<i64>(&fill).await? == 1)
+        let (filled,) = match self
+            .redis
+            .run::<(i64,)>(&self.fill_pipe(task, &lease, ScriptBy::Sha))
+            .await
+        {
+            Err(err) if is_noscript(&err) => {
+                self.redis
+                    .run::<(i64,)>(&self.fill_pipe(task, &lease, ScriptBy::Text))
+                    .await?
+            }
+            other => other?,
+        };
+        Ok(filled == 1)
     }
 
-    fn fill_command(&self, task: &Task, lease: FillLease) -> redis::Cmd {
+    fn fill_pipe(&self, task: &Task, lease: &FillLease, by: ScriptBy) -> Pipeline {
         debug_assert_eq!(
             (lease.user_id, lease.id),
             (task.user_id, task.id),
             "BUG: a lease fills its own task"
         );
         let version = i64::from(task.version);
-        redis::cmd("EVAL")
-            .arg(FILL_WITH_LEASE)
+        let mut pipe = redis::pipe();
+        by.add(&mut pipe, FILL_WITH_LEASE, &FILL_WITH_LEASE_SHA)
             .arg(2)
             .arg(self.keys.task(task.user_id, task.id))
             .arg(self.keys.task_fill_lease(task.user_id, task.id))
-            .arg(lease.token)
+            .arg(&lease.token)
             .arg(version)
             .arg(entry(version, task.user_id, &task.to_json()))
-            .arg(self.ttl_ms)
-            .to_owned()
+            .arg(self.ttl_ms);
+        pipe
     }
 
     /// Adds "this version of the task was committed" to a pipeline: it
     /// replaces an older cached version and cancels readers' leases.
-    pub fn add_task(&self, pipe: &mut Pipeline, user_id: Uuid, id: Uuid, version: i64, json: &str) {
-        pipe.cmd("EVAL")
-            .arg(UPGRADE)
+    pub fn add_task(
+        &self,
+        pipe: &mut Pipeline,
+        by: ScriptBy,
+        user_id: Uuid,
+        id: Uuid,
+        version: i64,
+        json: &str,
+    ) {
+        by.add(pipe, UPGRADE, &UPGRADE_SHA)
             .arg(2)
             .arg(self.keys.task(user_id, id))
             .arg(self.keys.task_fill_lease(user_id, id))
@@ -217,9 +271,8 @@ impl TaskCache {
     }
 
     /// Adds "this task is deleted" to a pipeline.
-    pub fn add_tombstone(&self, pipe: &mut Pipeline, user_id: Uuid, id: Uuid) {
-        pipe.cmd("EVAL")
-            .arg(TOMBSTONE)
+    pub fn add_tombstone(&self, pipe: &mut Pipeline, by: ScriptBy, user_id: Uuid, id: Uuid) {
+        by.add(pipe, TOMBSTONE, &TOMBSTONE_SHA)
             .arg(2)
             .arg(self.keys.task(user_id, id))
             .arg(self.keys.task_fill_lease(user_id, id))

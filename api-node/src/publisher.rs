@@ -12,7 +12,7 @@ use shared::redis_keys::RedisKeys;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::cache::TaskCache;
+use crate::cache::{is_noscript, ScriptBy, TaskCache};
 use crate::db::task_events::{self, OutboxEvent};
 use shared::redis_conn::{RedisConn, RedisFailure};
 
@@ -132,25 +132,16 @@ impl Publisher {
     /// One pipeline per user, all sent at once: a user's keys share one
     /// slot, so on a cluster each pipeline goes to one shard.
     pub async fn put_on_redis(&self, events: &[OutboxEvent]) -> Result<(), RedisFailure> {
-        let mut pipes: Vec<(Uuid, redis::Pipeline)> = Vec::new();
-        for event in events {
-            let at = match pipes.iter().position(|(user, _)| *user == event.user_id) {
-                Some(at) => at,
-                None => {
-                    pipes.push((event.user_id, redis::pipe()));
-                    pipes.len() - 1
-                }
-            };
-            self.add_event(&mut pipes[at].1, event);
+        let mut sent = self.send(events, ScriptBy::Sha).await;
+        // Redis lost its scripts (restarted, or a new primary): again with
+        // their text. What else those pipelines did is harmless to repeat
+        // (cache upgrades, a recent-store entry by seq, an event the
+        // ws-nodes drop by seq).
+        if matches!(&sent, Err(err) if is_noscript(err)) {
+            sent = self.send(events, ScriptBy::Text).await;
         }
-        // Each ends with a WAIT for a replica where its primary has one.
-        let sent = futures_util::future::join_all(pipes.iter_mut().map(|(user, pipe)| {
-            let key = self.keys.user_events_channel(*user);
-            async move { self.redis.run_replicated(pipe, &key).await }
-        }))
-        .await;
-        match sent.into_iter().collect::<Result<Vec<()>, _>>() {
-            Ok(_) => {
+        match sent {
+            Ok(()) => {
                 metrics::counter!(crate::metrics::EVENTS_PUBLISHED).increment(events.len() as u64);
                 Ok(())
             }
@@ -161,13 +152,34 @@ impl Publisher {
         }
     }
 
-    fn add_event(&self, pipe: &mut redis::Pipeline, event: &OutboxEvent) {
+    async fn send(&self, events: &[OutboxEvent], by: ScriptBy) -> Result<(), RedisFailure> {
+        let mut pipes: Vec<(Uuid, redis::Pipeline)> = Vec::new();
+        for event in events {
+            let at = match pipes.iter().position(|(user, _)| *user == event.user_id) {
+                Some(at) => at,
+                None => {
+                    pipes.push((event.user_id, redis::pipe()));
+                    pipes.len() - 1
+                }
+            };
+            self.add_event(&mut pipes[at].1, event, by);
+        }
+        // Each ends with a WAIT for a replica where its primary has one.
+        let sent = futures_util::future::join_all(pipes.iter_mut().map(|(user, pipe)| {
+            let key = self.keys.user_events_channel(*user);
+            async move { self.redis.run_replicated(pipe, &key).await }
+        }))
+        .await;
+        sent.into_iter().collect()
+    }
+
+    fn add_event(&self, pipe: &mut redis::Pipeline, event: &OutboxEvent, by: ScriptBy) {
         match EventView::parse(&event.payload).and_then(|view| Ok((view.task_key()?, view))) {
             Ok((key, view)) => match (view.kind, key.version) {
-                ("TASK_DELETED", _) => self.cache.add_tombstone(pipe, event.user_id, key.id),
+                ("TASK_DELETED", _) => self.cache.add_tombstone(pipe, by, event.user_id, key.id),
                 (_, Some(version)) => {
                     self.cache
-                        .add_task(pipe, event.user_id, key.id, version, view.task.get())
+                        .add_task(pipe, by, event.user_id, key.id, version, view.task.get())
                 }
                 _ => tracing::error!(seq = event.seq, "BUG: event without a task version"),
             },

@@ -302,3 +302,42 @@ async fn a_write_made_while_redis_was_unreachable_is_read_back_once_it_returns()
         read.header("x-cache")
     );
 }
+
+/// Makes Redis forget every script, as a restart or a new primary would.
+async fn flush_scripts(url: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn writes_and_fills_still_reach_the_cache_after_redis_forgot_its_scripts() {
+    // Scripts go by SHA1 (EVALSHA); Redis answers NOSCRIPT when it does
+    // not hold them, and the node sends their text instead.
+    let redis = RedisServer::start().await;
+    let app = TestApp::spawn_with(|c| c.redis_url = redis.url()).await;
+    let user = app.register().await;
+    let task = app.create_task(&user, json!({ "title": "scripted" })).await;
+    let id = id_of(&task);
+    let path = task_path(&id);
+    until_hit(&app, &user, &id).await;
+
+    // A write's cache upgrade: the next read is a hit of the new version.
+    flush_scripts(&redis.url()).await;
+    let written = app.put(&path, &user.token, json!({ "priority": 5 })).await;
+    assert_eq!(written.status, StatusCode::OK);
+    let read = app.get(&path, &user.token).await;
+    assert_eq!(read.header("x-cache"), Some("HIT"));
+    assert_eq!(read.body, written.body);
+
+    // A reader's fill.
+    evict(&app, &user, &id).await;
+    flush_scripts(&redis.url()).await;
+    assert_eq!(app.get(&path, &user.token).await.header("x-cache"), Some("MISS"));
+    until_hit(&app, &user, &id).await;
+    assert_eq!(app.get(&path, &user.token).await.body, written.body);
+}
