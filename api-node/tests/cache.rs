@@ -337,7 +337,10 @@ async fn writes_and_fills_still_reach_the_cache_after_redis_forgot_its_scripts()
     // A reader's fill.
     evict(&app, &user, &id).await;
     flush_scripts(&redis.url()).await;
-    assert_eq!(app.get(&path, &user.token).await.header("x-cache"), Some("MISS"));
+    assert_eq!(
+        app.get(&path, &user.token).await.header("x-cache"),
+        Some("MISS")
+    );
     until_hit(&app, &user, &id).await;
     assert_eq!(app.get(&path, &user.token).await.body, written.body);
 }
