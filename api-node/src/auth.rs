@@ -1,8 +1,8 @@
 //! Who is calling: the bearer token, verified in-process (no round trip)
 //! and checked against the in-memory revocation set.
 
-use http::{header, HeaderMap};
-use shared::jwt::{Claims, JwtKeys, TokenError};
+use http::HeaderMap;
+use shared::jwt::{bearer_token, Claims, JwtKeys, TokenError};
 use shared::revocation::Revocations;
 use uuid::Uuid;
 
@@ -24,14 +24,7 @@ impl AuthUser {
         jwt: &JwtKeys,
         revocations: &Revocations,
     ) -> Result<Self, ApiError> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+        let token = bearer_token(headers)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
         let claims = jwt.verify(token).map_err(|err| match err {

@@ -32,6 +32,20 @@ pub struct Claims {
     pub exp: i64,
 }
 
+/// The token of an `Authorization: Bearer <token>` header, trimmed (empty
+/// when the header names no token); None when there is no such header.
+/// Both node kinds read it here.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
 /// Why a token was refused; every variant is a 401 to the client.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -248,6 +262,20 @@ mod tests {
         let (other, _) = keys.issue(Uuid::new_v4());
         keys.clone().verify(&other).unwrap();
         assert!(keys.verified.contains_key(other.as_str()));
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        let with = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        assert_eq!(bearer_token(&with("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&with("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(&with("Bearer ")), Some(""));
+        assert_eq!(bearer_token(&with("Basic abc")), None);
+        assert_eq!(bearer_token(&http::HeaderMap::new()), None);
     }
 
     #[test]

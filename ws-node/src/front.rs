@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use shared::error_body::{ErrorBody, FieldError};
-use shared::jwt::{Claims, TokenError};
+use shared::jwt::{bearer_token, Claims, TokenError};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -181,15 +181,7 @@ fn upgrade(state: Arc<NodeState>, mut req: Request<Incoming>) -> Resp {
 
 /// The token from `Authorization: Bearer` (which wins) or `?token=`.
 fn authenticate(state: &NodeState, req: &Request<Incoming>) -> Result<Claims, &'static str> {
-    let from_header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_owned());
+    let from_header = bearer_token(req.headers()).map(str::to_owned);
     let token = from_header
         .or_else(|| {
             form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
