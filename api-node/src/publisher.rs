@@ -127,10 +127,10 @@ impl Publisher {
         }
     }
 
-    /// Puts `events` on Redis in one round trip. On failure they stay
-    /// unpublished in the outbox for the relay.
-    /// One pipeline per user, all sent at once: a user's keys share one
-    /// slot, so on a cluster each pipeline goes to one shard.
+    /// Puts `events` on Redis: one pipeline per user, all sent at once (a
+    /// user's keys share one slot, so on a cluster each pipeline goes to
+    /// one shard). On failure they stay unpublished in the outbox for the
+    /// relay.
     pub async fn put_on_redis(&self, events: &[OutboxEvent]) -> Result<(), RedisFailure> {
         let mut sent = self.send(events, ScriptBy::Sha).await;
         // Redis lost its scripts (restarted, or a new primary): again with

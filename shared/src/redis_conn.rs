@@ -211,26 +211,14 @@ impl RedisConn {
         self
     }
 
-    /// Ends `pipe` with a `WAIT` for the replicas asked for, if any. Redis
-    /// replicates asynchronously: without it, a primary killed right after
-    /// acknowledging a write may leave its promoted replica without it (an
-    /// older cached task would then be served again). This one always
-    /// waits; [`RedisConn::run_replicated`], which the api-node's publishes
-    /// use, does not wait where no replica can answer.
-    pub fn add_replica_wait(&self, pipe: &mut Pipeline) {
-        if self.wait_replicas > 0 {
-            pipe.cmd("WAIT")
-                .arg(self.wait_replicas)
-                .arg(self.timeout.as_millis() as u64 / 2)
-                .ignore();
-        }
-    }
-
     /// Runs `pipe`, writes of the one slot of `key` that must survive a
     /// failover (events, cache upgrades), ended with a `WAIT` for the
     /// replicas asked for, within the timeout, when its primary has them
-    /// (see [`Replicas`]). As with [`RedisConn::add_replica_wait`], a `WAIT`
-    /// that times out does not fail the writes: they count as done.
+    /// (see [`Replicas`]). Redis replicates asynchronously: without it, a
+    /// primary killed right after acknowledging a write may leave its
+    /// promoted replica without it (an older cached task would then be
+    /// served again). A `WAIT` that times out does not fail the writes:
+    /// they count as done.
     pub async fn run_replicated(&self, pipe: &mut Pipeline, key: &str) -> Result<(), RedisFailure> {
         let waiting = self.wait_target(key);
         if waiting.is_some() {

@@ -194,9 +194,10 @@ impl Publisher {
             &self.task,
         );
         let recent = self.keys.user_recent_events(user);
+        let channel = self.keys.user_events_channel(user);
         let mut pipe = redis::pipe();
         pipe.cmd(self.conn.publish_command())
-            .arg(self.keys.user_events_channel(user))
+            .arg(&channel)
             .arg(&payload)
             .ignore()
             .zadd(&recent, &payload, seq)
@@ -205,8 +206,7 @@ impl Publisher {
             .ignore()
             .expire(&recent, 600)
             .ignore();
-        self.conn.add_replica_wait(&mut pipe);
-        self.conn.run::<()>(&pipe).await?;
+        self.conn.run_replicated(&mut pipe, &channel).await?;
         Ok(())
     }
 }
