@@ -209,6 +209,25 @@ pub fn markdown(phases: &[Phase], verdict: &Verdict, info: &RunInfo) -> String {
 }
 
 /// `FAULTS.md` up to the matrix's rows.
+/// The workload and clients of a run, the same in both files.
+fn workload(info: &RunInfo) -> String {
+    format!(
+        "- **Workload**: {users} users; one writer per user creates, updates and
+  deletes that user's own tasks, {rate} writes/s in all, alternating over
+  both api-nodes. Each write is marked `chaos op N` (a deletion is known by
+  its task id), so its event is found in `task_events`.
+- **Clients**: two sockets per user to start with ({sockets} by the end),
+  each on a chosen ws-node. After any close a socket reconnects to the
+  other node and resumes with `SUBSCRIBE_TASKS` + `since` = the last seq it
+  got. It **never** resubscribes on a gap: the server alone must keep each
+  socket's stream whole. Every seq is recorded with its arrival time.
+",
+        users = info.users,
+        rate = info.rate,
+        sockets = info.sockets,
+    )
+}
+
 fn faults_intro(phases: &[Phase], info: &RunInfo) -> String {
     let (passed, failed) = tally(phases, info);
     let mut out = String::new();
@@ -240,16 +259,7 @@ ws-nodes (the real binaries), no balancer. The last line of its output is
 
 ## What runs
 
-- **Workload**: {users} users; one writer per user creates, updates and
-  deletes that user's own tasks, {rate} writes/s in all, alternating over
-  both api-nodes. Each write is marked `chaos op N` (a deletion is known by
-  its task id), so its event is found in `task_events`.
-- **Clients**: two sockets per user to start with ({sockets} by the end),
-  each on a chosen ws-node. After any close a socket reconnects to the
-  other node and resumes with `SUBSCRIBE_TASKS` + `since` = the last seq it
-  got. It **never** resubscribes on a gap: the server alone must keep each
-  socket's stream whole. Every seq is recorded with its arrival time.
-- **Faults**, one phase each, in turn, with the workload running. Each
+{workload}- **Faults**, one phase each, in turn, with the workload running. Each
   phase waits for the state it needs (`/readyz`, `SUBSCRIBED`, every socket
   caught up with PostgreSQL's latest seqs), never a fixed time.
 - **Truth**: PostgreSQL's `task_events` and `users.event_seq`.
@@ -279,9 +289,7 @@ ws-nodes (the real binaries), no balancer. The last line of its output is
         load0 = info.load.0,
         load1 = info.load.1,
         secs = info.secs,
-        users = info.users,
-        rate = info.rate,
-        sockets = info.sockets,
+        workload = workload(info),
     );
     out
 }
@@ -346,16 +354,7 @@ the pass fails, its logs and the Redis nodes' are kept in
 
 ## What runs
 
-- **Workload**: {users} users; one writer per user creates, updates and
-  deletes that user's own tasks, {rate} writes/s in all, alternating over
-  both api-nodes. Each write is marked `chaos op N` (a deletion is known by
-  its task id), so its event is found in `task_events`.
-- **Clients**: two sockets per user to start with ({sockets} by the end),
-  each on a chosen ws-node. After any close a socket reconnects to the
-  other node and resumes with `SUBSCRIBE_TASKS` + `since` = the last seq it
-  got. It **never** resubscribes on a gap: the server alone must keep each
-  socket's stream whole. Every seq is recorded with its arrival time.
-- **Faults**, one phase each, in turn, with the workload running: {faults}.
+{workload}- **Faults**, one phase each, in turn, with the workload running: {faults}.
   For the failover (j) the suite asks the cluster which slot each user's
   channel is in (`CLUSTER KEYSLOT`) and who owns it (`CLUSTER SLOTS`),
   picks the primary owning the most users' channels, takes its pid from its
@@ -398,9 +397,7 @@ from a cache that lost a write in the failover).
         load0 = info.load.0,
         load1 = info.load.1,
         secs = info.secs,
-        users = info.users,
-        rate = info.rate,
-        sockets = info.sockets,
+        workload = workload(info),
         url = info.redis_cluster.as_deref().unwrap_or("?"),
     );
     out
