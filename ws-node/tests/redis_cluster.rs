@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::api::{redis_cluster_url, TestUser};
+use common::api::{eventually, redis_cluster_url, TestUser};
 use common::{code, seqs, TestApp, WsNode};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -114,10 +114,14 @@ async fn the_cache_serves_hits_and_every_write_is_read_back_on_the_other_node() 
         b.get(&path, &user.token).await.header("x-cache"),
         Some("MISS")
     );
-    let hit = b.get(&path, &user.token).await;
-    assert_eq!(
-        (hit.status, hit.header("x-cache")),
-        (StatusCode::OK, Some("HIT"))
+    // The miss's fill is stored after its answer: wait for it, not assume it.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let read = b.get(&path, &user.token).await;
+            (read.status, read.header("x-cache")) == (StatusCode::OK, Some("HIT"))
+        })
+        .await,
+        "the miss's fill makes later reads hits"
     );
 
     for version in 1..=5 {
