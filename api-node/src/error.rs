@@ -7,6 +7,8 @@ use http_body_util::Full;
 use shared::error_body::{ErrorBody, FieldError};
 use tracing::{error, warn};
 
+use crate::db::DbError;
+
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -150,6 +152,17 @@ impl ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Postgres(err) => err.into(),
+            DbError::Pool(err) => err.into(),
+            DbError::EmailTaken => ApiError::EmailTaken,
+            DbError::Limited(secs) => ApiError::RateLimited(secs),
+        }
     }
 }
 

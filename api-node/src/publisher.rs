@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shared::events::EventView;
+use shared::events::{task_json_of, EventKind};
 use shared::redis_keys::RedisKeys;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -174,18 +174,16 @@ impl Publisher {
     }
 
     fn add_event(&self, pipe: &mut redis::Pipeline, event: &OutboxEvent, by: ScriptBy) {
-        match EventView::parse(&event.payload).and_then(|view| Ok((view.task_key()?, view))) {
-            Ok((key, view)) => match (view.kind, key.version) {
-                ("TASK_DELETED", _) => self.cache.add_tombstone(pipe, by, event.user_id, key.id),
-                (_, Some(version)) => {
-                    self.cache
-                        .add_task(pipe, by, event.user_id, key.id, version, view.task.get())
-                }
-                _ => tracing::error!(seq = event.seq, "BUG: event without a task version"),
-            },
-            Err(err) => {
-                tracing::error!(error = %err, seq = event.seq, "BUG: unreadable event in the outbox")
+        match (event.kind, event.version, task_json_of(&event.payload)) {
+            (EventKind::Deleted, _, _) => {
+                self.cache
+                    .add_tombstone(pipe, by, event.user_id, event.task_id)
             }
+            (_, Some(version), Some(task)) => {
+                self.cache
+                    .add_task(pipe, by, event.user_id, event.task_id, version, task)
+            }
+            _ => tracing::error!(seq = event.seq, "BUG: an event without its task or version"),
         }
         let recent = self.keys.user_recent_events(event.user_id);
         pipe.cmd(self.redis.publish_command())

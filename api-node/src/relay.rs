@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
+use crate::db::DbError;
 use crate::db::{login_failures, register_attempts, task_events};
-use crate::error::ApiError;
 use crate::publisher::Publisher;
 
 /// Events handled per round.
@@ -79,7 +79,7 @@ pub async fn relay_once(
     pool: &Pool,
     publisher: &Publisher,
     grace: Duration,
-) -> Result<usize, ApiError> {
+) -> Result<usize, DbError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let events = task_events::claim_unpublished(&tx, grace, BATCH).await?;
@@ -99,7 +99,7 @@ pub async fn relay_once(
 
 /// Housekeeping: deletes what no guarantee needs any more; [`run`] calls
 /// it every [`PRUNE_EVERY`].
-pub async fn prune(pool: &Pool, limit_window: Duration) -> Result<(), ApiError> {
+pub async fn prune(pool: &Pool, limit_window: Duration) -> Result<(), DbError> {
     let client = pool.get().await?;
     task_events::prune(&client, KEEP_EVENTS).await?;
     login_failures::prune(&client, limit_window.as_secs_f64()).await?;

@@ -3,9 +3,8 @@
 
 use crate::cache::TaskCache;
 use crate::config::Config;
-use crate::db::{self, users};
+use crate::db::{self, users, DbError};
 use crate::domain::task_input::NewTask;
-use crate::error::ApiError;
 use crate::passwords::Passwords;
 use crate::publisher::Publisher;
 use crate::task_writes;
@@ -47,7 +46,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         let client = pool.get().await?;
         let user = match users::insert(&client, email, name, &hash).await {
             Ok(user) => user,
-            Err(ApiError::EmailTaken) => {
+            Err(DbError::EmailTaken) => {
                 tracing::info!(email, "demo user exists; left as it is");
                 continue;
             }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::db::task_events::{self, OutboxEvent};
 use crate::db::tasks::{self, Outcome};
-use crate::db::users;
+use crate::db::{users, DbError};
 use crate::domain::task_input::{NewTask, TaskPatch};
 use crate::error::ApiError;
 use crate::models::Task;
@@ -41,7 +41,7 @@ pub async fn create(
             &client,
             user_id,
             seq,
-            EventKind::Created,
+            (EventKind::Created, task.id, Some(task.version.into())),
             at,
             &task.to_json(),
         )
@@ -73,7 +73,7 @@ pub async fn update(
             &client,
             user_id,
             seq,
-            EventKind::Updated,
+            (EventKind::Updated, task.id, Some(task.version.into())),
             at,
             &task.to_json(),
         )
@@ -103,7 +103,7 @@ pub async fn delete(
             &client,
             user_id,
             seq,
-            EventKind::Deleted,
+            (EventKind::Deleted, id, None),
             deleted_at.timestamp_millis(),
             &task_json,
         )
@@ -127,7 +127,7 @@ fn changed<T>(outcome: Outcome<T>) -> Result<T, ApiError> {
 /// row lock until the transaction ends: seq order is commit order.
 async fn begin_with_seq(client: &Client, user_id: Uuid) -> Result<i64, ApiError> {
     let (_, seq) = tokio::try_join!(
-        async { Ok::<_, ApiError>(client.batch_execute("BEGIN").await?) },
+        async { Ok::<_, DbError>(client.batch_execute("BEGIN").await?) },
         users::next_event_seq(client, user_id)
     )?;
     Ok(seq)
@@ -138,17 +138,20 @@ async fn record_and_commit(
     client: &Client,
     user_id: Uuid,
     seq: i64,
-    kind: EventKind,
+    (kind, task_id, version): (EventKind, Uuid, Option<i64>),
     timestamp_ms: i64,
     task_json: &str,
 ) -> Result<OutboxEvent, ApiError> {
     let event = OutboxEvent {
         user_id,
         seq,
+        kind,
+        task_id,
+        version,
         payload: event_json(kind, seq, timestamp_ms, task_json),
     };
     tokio::try_join!(task_events::insert(client, &event), async {
-        Ok::<_, ApiError>(client.batch_execute("COMMIT").await?)
+        Ok::<_, DbError>(client.batch_execute("COMMIT").await?)
     })?;
     Ok(event)
 }

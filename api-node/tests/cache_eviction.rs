@@ -20,6 +20,7 @@ use common::redis_server::RedisServer;
 use common::{eventually, TestApp, TestUser};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use shared::events::EventKind;
 use shared::redis_conn::{RedisConn, RedisTarget};
 use shared::redis_keys::RedisKeys;
 use uuid::Uuid;
@@ -135,7 +136,8 @@ async fn outbox_event(app: &TestApp, user: &TestUser, seq: i64) -> OutboxEvent {
     let user_id: Uuid = user.id.parse().unwrap();
     let row = client
         .query_one(
-            "SELECT payload FROM task_events WHERE user_id = $1 AND seq = $2",
+            "SELECT payload, kind, task_id, version FROM task_events
+             WHERE user_id = $1 AND seq = $2",
             &[&user_id, &seq],
         )
         .await
@@ -143,6 +145,9 @@ async fn outbox_event(app: &TestApp, user: &TestUser, seq: i64) -> OutboxEvent {
     OutboxEvent {
         user_id,
         seq,
+        kind: EventKind::from_wire(row.get(1)).expect("the outbox names the kind"),
+        task_id: row.get(2),
+        version: row.get(3),
         payload: row.get(0),
     }
 }

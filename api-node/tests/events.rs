@@ -325,6 +325,8 @@ async fn an_event_committed_but_never_published_is_relayed() {
 
     // A node deleted the task and crashed between commit and publish: the
     // change, the seq and the outbox row are committed, nothing published.
+    // The row is one from before the outbox named its change (payload
+    // only): the relay reads the change from the payload.
     let db = app.db.client().await;
     let user_id: Uuid = user.id.parse().unwrap();
     let task_id: Uuid = id.parse().unwrap();

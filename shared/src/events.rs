@@ -20,6 +20,13 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The kind whose `type` on the wire is `wire`.
+    pub fn from_wire(wire: &str) -> Option<Self> {
+        [EventKind::Created, EventKind::Updated, EventKind::Deleted]
+            .into_iter()
+            .find(|kind| kind.as_str() == wire)
+    }
+
     /// The event's `type` on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +44,16 @@ pub fn event_json(kind: EventKind, seq: i64, timestamp_ms: i64, task_json: &str)
         r#"{{"type":"{}","seq":{seq},"timestamp":{timestamp_ms},"task":{task_json}}}"#,
         kind.as_str()
     )
+}
+
+/// The task JSON inside an event written by [`event_json`], found without
+/// parsing: what follows the first `,"task":` (the fields before it are a
+/// fixed word and two numbers, never text a client wrote) up to the
+/// event's closing brace.
+pub fn task_json_of(event: &str) -> Option<&str> {
+    const FIELD: &str = r#","task":"#;
+    let start = event.find(FIELD)? + FIELD.len();
+    event.get(start..event.strip_suffix('}')?.len())
 }
 
 /// The parts of a stored event a node needs to route, order and cache it,
@@ -98,5 +115,18 @@ mod tests {
         assert_eq!(view.task.get(), task);
         let key = view.task_key().unwrap();
         assert_eq!((key.id, key.version), (id, Some(3)));
+        assert_eq!(task_json_of(&json), Some(task.as_str()));
+        assert_eq!(EventKind::from_wire(view.kind), Some(EventKind::Updated));
+    }
+
+    #[test]
+    fn the_task_is_found_even_when_its_text_looks_like_an_event() {
+        let task = r#"{"id":"x","title":",\"task\":{} }","description":"}"}"#;
+        for kind in [EventKind::Created, EventKind::Deleted] {
+            let json = event_json(kind, 12, 1, task);
+            assert_eq!(task_json_of(&json), Some(task));
+        }
+        assert_eq!(task_json_of(r#"{"type":"TASK_CREATED"}"#), None);
+        assert_eq!(EventKind::from_wire("TASK_MOVED"), None);
     }
 }

@@ -13,8 +13,8 @@ use std::net::IpAddr;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
+use super::DbError;
 use crate::config::LoginLimit;
-use crate::error::ApiError;
 
 /// A reserved attempt: the id of its pending failure row.
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +22,7 @@ use crate::error::ApiError;
 pub struct Reservation(i64);
 
 /// Reserves one attempt for `email` from `ip`, or answers
-/// [`ApiError::RateLimited`] with the seconds until another is allowed. A
+/// [`DbError::Limited`] with the seconds until another is allowed. A
 /// limit is reached while its `max_failures`-th most recent failure (or
 /// pending attempt) is still inside the window. A refusal is counted in
 /// `auth_rate_limited_total` under the limit that decided the wait (the
@@ -33,7 +33,7 @@ pub async fn reserve(
     ip: IpAddr,
     by_email: LoginLimit,
     by_client: LoginLimit,
-) -> Result<Reservation, ApiError> {
+) -> Result<Reservation, DbError> {
     let tx = client.transaction().await?;
     // The wait is counted from `clock_timestamp()`, not `now()` (when the
     // transaction began): after waiting for the lock, a reservation
@@ -110,16 +110,13 @@ pub async fn reserve(
                 "login_client"
             };
             metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit).increment(1);
-            Err(ApiError::RateLimited(wait.unwrap_or(1).max(1) as u64))
+            Err(DbError::Limited(wait.unwrap_or(1).max(1) as u64))
         }
     }
 }
 
 /// Forgets a reserved attempt: the login succeeded, or was never evaluated.
-pub async fn release(
-    client: &impl GenericClient,
-    reservation: Reservation,
-) -> Result<(), ApiError> {
+pub async fn release(client: &impl GenericClient, reservation: Reservation) -> Result<(), DbError> {
     client
         .execute(
             &client
@@ -132,7 +129,7 @@ pub async fn release(
 }
 
 /// Forgets failures older than any window could need.
-pub async fn prune(client: &impl GenericClient, older_than_secs: f64) -> Result<u64, ApiError> {
+pub async fn prune(client: &impl GenericClient, older_than_secs: f64) -> Result<u64, DbError> {
     Ok(client
         .execute(
             &client.prepare_cached("DELETE FROM login_failures WHERE failed_at < now() - make_interval(secs => $1)").await?,

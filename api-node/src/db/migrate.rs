@@ -18,6 +18,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_revoked_tokens_expiry",
         include_str!("../../../sql/migrations/0003_revoked_tokens_expiry.sql"),
     ),
+    (
+        "0004_outbox_event_fields",
+        include_str!("../../../sql/migrations/0004_outbox_event_fields.sql"),
+    ),
 ];
 
 /// An arbitrary constant that names "the migration lock" for this schema.

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
+use super::DbError;
 use crate::config::LoginLimit;
-use crate::error::ApiError;
 
 /// A reserved registration: the id of its row.
 #[derive(Debug, Clone, Copy)]
@@ -17,12 +17,12 @@ use crate::error::ApiError;
 pub struct Reservation(i64);
 
 /// Reserves one registration from `ip`, or answers
-/// [`ApiError::RateLimited`] with the seconds until another is allowed.
+/// [`DbError::Limited`] with the seconds until another is allowed.
 pub async fn reserve(
     client: &mut deadpool_postgres::Client,
     ip: IpAddr,
     limit: LoginLimit,
-) -> Result<Reservation, ApiError> {
+) -> Result<Reservation, DbError> {
     let tx = client.transaction().await?;
     // The wait is counted from `clock_timestamp()`, not `now()` (when the
     // transaction began): after waiting for the lock, a reservation
@@ -64,17 +64,14 @@ pub async fn reserve(
         None => {
             metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => "register_client")
                 .increment(1);
-            Err(ApiError::RateLimited(wait.unwrap_or(1).max(1) as u64))
+            Err(DbError::Limited(wait.unwrap_or(1).max(1) as u64))
         }
     }
 }
 
 /// Forgets a reserved registration that was never attempted (its hash was
 /// refused).
-pub async fn release(
-    client: &impl GenericClient,
-    reservation: Reservation,
-) -> Result<(), ApiError> {
+pub async fn release(client: &impl GenericClient, reservation: Reservation) -> Result<(), DbError> {
     client
         .execute(
             &client
@@ -87,7 +84,7 @@ pub async fn release(
 }
 
 /// Forgets attempts older than any window could need.
-pub async fn prune(client: &impl GenericClient, older_than_secs: f64) -> Result<u64, ApiError> {
+pub async fn prune(client: &impl GenericClient, older_than_secs: f64) -> Result<u64, DbError> {
     Ok(client
         .execute(
             &client

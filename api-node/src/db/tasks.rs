@@ -6,9 +6,9 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::DbError;
 use crate::domain::list_query::{ListQuery, Sort};
 use crate::domain::task_input::{NewTask, TaskPatch};
-use crate::error::ApiError;
 use crate::models::{Task, TASK_COLUMNS};
 
 /// What a conditional write found.
@@ -27,7 +27,7 @@ pub async fn insert(
     client: &impl GenericClient,
     user_id: Uuid,
     new: &NewTask,
-) -> Result<Task, ApiError> {
+) -> Result<Task, DbError> {
     let sql = format!(
         "INSERT INTO tasks (user_id, title, description, status, priority)
          VALUES ($1, $2, $3, $4, $5) RETURNING {TASK_COLUMNS}"
@@ -52,7 +52,7 @@ pub async fn get(
     client: &impl GenericClient,
     user_id: Uuid,
     id: Uuid,
-) -> Result<Option<Task>, ApiError> {
+) -> Result<Option<Task>, DbError> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND user_id = $2");
     Ok(client
         .query_opt(&client.prepare_cached(&sql).await?, &[&id, &user_id])
@@ -67,7 +67,7 @@ async fn why_unchanged<T>(
     client: &impl GenericClient,
     user_id: Uuid,
     id: Uuid,
-) -> Result<Outcome<T>, ApiError> {
+) -> Result<Outcome<T>, DbError> {
     let exists = client
         .query_opt(
             &client
@@ -92,7 +92,7 @@ pub async fn update(
     id: Uuid,
     patch: &TaskPatch,
     version: Option<i32>,
-) -> Result<Outcome<Task>, ApiError> {
+) -> Result<Outcome<Task>, DbError> {
     let sql = format!(
         "UPDATE tasks SET
              title = COALESCE($3, title),
@@ -137,7 +137,7 @@ pub async fn delete(
     user_id: Uuid,
     id: Uuid,
     version: Option<i32>,
-) -> Result<Outcome<DateTime<Utc>>, ApiError> {
+) -> Result<Outcome<DateTime<Utc>>, DbError> {
     let row = client
         .query_opt(
             &client.prepare_cached("DELETE FROM tasks WHERE id = $1 AND user_id = $2 AND ($3::integer IS NULL OR version = $3)
@@ -159,7 +159,7 @@ pub async fn list(
     client: &impl GenericClient,
     user_id: Uuid,
     query: &ListQuery,
-) -> Result<Vec<Task>, ApiError> {
+) -> Result<Vec<Task>, DbError> {
     let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE user_id = $1");
     let status = query.status.map(|s| s.as_str());
     let limit = query.limit + 1;

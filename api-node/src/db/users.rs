@@ -4,14 +4,14 @@ use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::violates;
-use crate::error::ApiError;
+use super::DbError;
 use crate::models::{User, USER_COLUMNS};
 
 const EMAIL_KEY: &str = "users_email_key";
 
-fn email_taken(err: tokio_postgres::Error) -> ApiError {
+fn email_taken(err: tokio_postgres::Error) -> DbError {
     if violates(&err, EMAIL_KEY) {
-        ApiError::EmailTaken
+        DbError::EmailTaken
     } else {
         err.into()
     }
@@ -23,7 +23,7 @@ pub async fn insert(
     email: &str,
     name: &str,
     password_hash: &str,
-) -> Result<User, ApiError> {
+) -> Result<User, DbError> {
     let sql = format!(
         "INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING {USER_COLUMNS}"
     );
@@ -41,7 +41,7 @@ pub async fn insert(
 pub async fn find_for_login(
     client: &impl GenericClient,
     email: &str,
-) -> Result<Option<(User, String)>, ApiError> {
+) -> Result<Option<(User, String)>, DbError> {
     let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1");
     let row = client
         .query_opt(&client.prepare_cached(&sql).await?, &[&email])
@@ -50,7 +50,7 @@ pub async fn find_for_login(
 }
 
 /// The user with this id.
-pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<User>, ApiError> {
+pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<User>, DbError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
     Ok(client
         .query_opt(&client.prepare_cached(&sql).await?, &[&id])
@@ -65,7 +65,7 @@ pub async fn update_profile(
     id: Uuid,
     name: Option<&str>,
     email: Option<&str>,
-) -> Result<Option<User>, ApiError> {
+) -> Result<Option<User>, DbError> {
     let sql = format!(
         "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email), updated_at = now()
          WHERE id = $1 RETURNING {USER_COLUMNS}"
@@ -79,7 +79,7 @@ pub async fn update_profile(
 
 /// Hands out the user's next event `seq`. Holds the user's row lock until
 /// the transaction ends, which is what makes seq order the commit order.
-pub async fn next_event_seq(client: &impl GenericClient, id: Uuid) -> Result<i64, ApiError> {
+pub async fn next_event_seq(client: &impl GenericClient, id: Uuid) -> Result<i64, DbError> {
     let row = client
         .query_one(
             &client
