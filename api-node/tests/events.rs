@@ -371,10 +371,27 @@ async fn an_event_committed_but_never_published_is_relayed() {
         .await,
         "the relayed event is marked published"
     );
-    // The next write continues the sequence.
-    app.create_task(&user, json!({ "title": "next" })).await;
+    // The next write continues the sequence, and its outbox row names the
+    // change beside the JSON (what the relay reads for rows of this kind).
+    let next = app.create_task(&user, json!({ "title": "next" })).await;
     let event = events.next().await;
     assert_event(&event, "TASK_CREATED", 3);
+    let row = db
+        .query_one(
+            "SELECT kind, task_id, version FROM task_events WHERE user_id = $1 AND seq = 3",
+            &[&user_id],
+        )
+        .await
+        .unwrap();
+    let next_id: Uuid = next["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        (
+            row.get::<_, &str>(0),
+            row.get::<_, Uuid>(1),
+            row.get::<_, i64>(2)
+        ),
+        ("TASK_CREATED", next_id, 1)
+    );
     events.assert_quiet(Duration::from_secs(1)).await;
 }
 
