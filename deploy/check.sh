@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Static checks of everything under deploy/ that this machine can check
 # without a Docker engine or a Kubernetes cluster:
-#   - the nginx template renders and `nginx -t` accepts it (directly, and
-#     through deploy/docker/nginx-entrypoint.sh);
+#   - the nginx template renders through deploy/docker/nginx-entrypoint.sh
+#     (its one renderer, also used by scripts/cluster.sh and the tests) and
+#     `nginx -t` accepts it;
 #   - every YAML file parses; the Kubernetes manifests are well formed, refer
 #     to each other consistently and (when kubernetes-validate can be
 #     installed) pass the Kubernetes schemas;
@@ -158,27 +159,6 @@ need_yaml() {
 }
 
 # --- (a) nginx template -------------------------------------------------------
-
-check_nginx_template() {
-    local dir port
-    dir=$WORK/nginx
-    mkdir -p "$dir"
-    port=$(free_port)
-    sed -e "s|__LISTEN__|127.0.0.1:$port|g" \
-        -e "s|__API_SERVERS__|server 127.0.0.1:1; server 127.0.0.1:2;|g" \
-        -e "s|__WS_SERVERS__|server 127.0.0.1:1; server 127.0.0.1:2;|g" \
-        -e "s|__RUNTIME_DIR__|$dir|g" \
-        deploy/nginx/nginx.conf >"$dir/nginx.conf"
-    if grep -n '__[A-Z_]*__' "$dir/nginx.conf"; then
-        echo "placeholders left after rendering"
-        exit 1
-    fi
-    # -e: nginx's own startup log also under DIR (it may open it before
-    # reading the configuration); the pid file, logs and temp paths of the
-    # template are under DIR too, so this works as root and as a user.
-    "$NGINX" -t -q -p "$dir/" -e "$dir/startup-error.log" -c "$dir/nginx.conf"
-    echo "rendered and accepted by $("$NGINX" -v 2>&1 | sed 's|.*/||')"
-}
 
 check_nginx_entrypoint() {
     local dir port
@@ -928,8 +908,7 @@ check_shell() {
     echo "$n entrypoint script(s) and check.sh parse"
 }
 
-check "nginx template (nginx -t)" check_nginx_template
-check "nginx entrypoint renders the template" check_nginx_entrypoint
+check "nginx template rendered by its entrypoint (nginx -t)" check_nginx_entrypoint
 check "nginx logs carry no secrets" check_nginx_logs
 check "YAML files parse" check_yaml_parses
 check "k8s manifests" check_k8s_manifests

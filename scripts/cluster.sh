@@ -35,9 +35,6 @@ RUN_DIR="$CLUSTER_DIR/run"
 LOG_DIR="$CLUSTER_DIR/logs"
 BIN_DIR="$REPO/target/$BUILD_PROFILE"
 CLUSTER_TIMEOUT="${SVC_START_TIMEOUT:-30}"
-# Server parameters, as deploy/nginx/nginx.conf explains them.
-API_SERVER_PARAMS="max_fails=1 fail_timeout=2s"
-WS_SERVER_PARAMS="max_fails=0"
 
 clog() { printf '[cluster] %s\n' "$*" >&2; }
 
@@ -113,10 +110,11 @@ stop_process() {
     rm -f "$RUN_DIR/$name.pid"
 }
 
-# stage_board DIR — the live board where the template serves it (DIR/www):
-# clients/board, with the client library (clients/js/src) as www/lib.
+# stage_board DIR — the live board, for the entrypoint to copy where the
+# template serves it: clients/board, with the client library
+# (clients/js/src) as lib/.
 stage_board() {
-    local www=$1/www
+    local www=$1
     rm -rf "$www.new"
     mkdir -p "$www.new/lib"
     cp "$REPO"/clients/board/*.html "$REPO"/clients/board/*.css "$REPO"/clients/board/*.js "$www.new/"
@@ -125,25 +123,24 @@ stage_board() {
     mv "$www.new" "$www"
 }
 
-# render_nginx [EXCLUDED_NODE...] — the config, with these nodes left out.
+# render_nginx [EXCLUDED_NODE...] — the config, with these nodes left out,
+# rendered by the container's entrypoint (the template's one renderer).
 render_nginx() {
     local dir="$RUN_DIR/nginx" api="" ws="" name skip x
     mkdir -p "$dir"
-    stage_board "$dir"
+    stage_board "$RUN_DIR/board"
     for name in $(api_names) $(ws_names); do
         skip=0
         for x in "$@"; do [[ $x == "$name" ]] && skip=1; done
         ((skip)) && continue
         case $name in
-            api-node-*) api+="server 127.0.0.1:$(node_port "$name") $API_SERVER_PARAMS; " ;;
-            ws-node-*) ws+="server 127.0.0.1:$(node_port "$name") $WS_SERVER_PARAMS; " ;;
+            api-node-*) api+="127.0.0.1:$(node_port "$name") " ;;
+            ws-node-*) ws+="127.0.0.1:$(node_port "$name") " ;;
         esac
     done
-    sed -e "s|__LISTEN__|127.0.0.1:$PUBLIC_PORT|" \
-        -e "s|__API_SERVERS__|$api|" \
-        -e "s|__WS_SERVERS__|$ws|" \
-        -e "s|__RUNTIME_DIR__|$dir|g" \
-        "$REPO/deploy/nginx/nginx.conf" >"$dir/nginx.conf"
+    API_SERVERS="$api" WS_SERVERS="$ws" LISTEN="127.0.0.1:$PUBLIC_PORT" RUNTIME_DIR="$dir" \
+        NGINX_TEMPLATE="$REPO/deploy/nginx/nginx.conf" BOARD_DIR="$RUN_DIR/board" NGINX_LOG_FILES=1 \
+        sh "$REPO/deploy/docker/nginx-entrypoint.sh" --render-only
 }
 
 _nginx() { nginx -e "$RUN_DIR/nginx/error.log" -p "$RUN_DIR/nginx" -c "$RUN_DIR/nginx/nginx.conf" "$@"; }

@@ -2,7 +2,10 @@
 # Renders the load balancer template (deploy/nginx/nginx.conf, installed as
 # /etc/nginx/nginx.conf.template) from the environment and runs nginx in the
 # foreground (the template says `daemon off;`). Arguments go to nginx, so
-# `nginx-entrypoint.sh -t` renders and only tests the configuration.
+# `nginx-entrypoint.sh -t` renders and only tests the configuration, and
+# `nginx-entrypoint.sh --render-only` renders RUNTIME_DIR/nginx.conf and
+# exits. This is the one renderer of the template: scripts/cluster.sh and
+# the tests' nginx (ws-node/tests/common/nginx.rs) call it too.
 #
 #   API_SERVERS     space-separated host:port of the api-nodes (required)
 #   WS_SERVERS      space-separated host:port of the ws-nodes (required)
@@ -92,4 +95,7 @@ if grep -q '__[A-Z_]*__' "$RUNTIME_DIR/nginx.conf"; then
     exit 2
 fi
 
+if [ "${1:-}" = --render-only ]; then
+    exit 0
+fi
 exec "$NGINX_BIN" -p "$RUNTIME_DIR/" -c "$RUNTIME_DIR/nginx.conf" "$@"

@@ -1,7 +1,7 @@
 //! A real nginx in front of a test's nodes, started from the deployment's
 //! own config template (deploy/nginx/nginx.conf).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -11,25 +11,36 @@ pub struct Nginx {
     child: Child,
 }
 
-/// Renders the template for these upstream ports.
-pub fn render(listen: &str, api_ports: &[u16], ws_ports: &[u16], runtime_dir: &str) -> String {
-    let template = include_str!("../../../deploy/nginx/nginx.conf");
-    // The server parameters deploy/nginx/nginx.conf's header explains.
-    let servers = |ports: &[u16], params: &str| {
+/// Renders the template for these upstream ports into `dir/nginx.conf`,
+/// through the container's entrypoint (deploy/docker/nginx-entrypoint.sh,
+/// the template's one renderer), and gives the text.
+pub fn render(listen: &str, api_ports: &[u16], ws_ports: &[u16], dir: &Path) -> String {
+    let servers = |ports: &[u16]| {
         ports
             .iter()
-            .map(|p| format!("server 127.0.0.1:{p} {params};"))
+            .map(|p| format!("127.0.0.1:{p}"))
             .collect::<Vec<_>>()
-            .join("\n        ")
+            .join(" ")
     };
-    template
-        .replace("__LISTEN__", listen)
-        .replace(
-            "__API_SERVERS__",
-            &servers(api_ports, "max_fails=1 fail_timeout=2s"),
-        )
-        .replace("__WS_SERVERS__", &servers(ws_ports, "max_fails=0"))
-        .replace("__RUNTIME_DIR__", runtime_dir)
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let rendered = Command::new("sh")
+        .arg(repo.join("deploy/docker/nginx-entrypoint.sh"))
+        .arg("--render-only")
+        .env("API_SERVERS", servers(api_ports))
+        .env("WS_SERVERS", servers(ws_ports))
+        .env("LISTEN", listen)
+        .env("RUNTIME_DIR", dir)
+        .env("NGINX_TEMPLATE", repo.join("deploy/nginx/nginx.conf"))
+        .env("NGINX_LOG_FILES", "1")
+        // No board: these tests are about the API and the sockets.
+        .env("BOARD_DIR", dir.join("no-board"))
+        .status()
+        .expect("sh runs the nginx entrypoint");
+    assert!(
+        rendered.success(),
+        "the nginx entrypoint rendered the template"
+    );
+    std::fs::read_to_string(dir.join("nginx.conf")).unwrap()
 }
 
 impl Nginx {
@@ -56,7 +67,7 @@ impl Nginx {
             &format!("127.0.0.1:{port}"),
             api_ports,
             ws_ports,
-            dir.to_str().unwrap(),
+            &dir,
         ));
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
