@@ -1,10 +1,9 @@
 //! The api-node's one error type, mapped once to the contract's responses.
 //! Database and internal details are logged here and never sent.
 
-use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
-use shared::error_body::{ErrorBody, FieldError};
+use http::{header, HeaderValue, StatusCode};
+use shared::error_body::FieldError;
+use shared::node_http::{self, Resp};
 use tracing::{error, warn};
 
 use crate::db::DbError;
@@ -112,7 +111,7 @@ impl ApiError {
     }
 
     /// The response the client sees.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub fn into_response(self) -> Resp {
         match &self {
             ApiError::Internal(err) => error!(error = ?err, "internal error"),
             ApiError::Unavailable(why) => warn!(why, "dependency unavailable"),
@@ -124,21 +123,8 @@ impl ApiError {
             ApiError::Validation(fields) => Some(fields.as_slice()),
             _ => None,
         };
-        let body = ErrorBody {
-            status_code: status.as_u16(),
-            error: status.canonical_reason().unwrap_or("Error"),
-            code,
-            message: &message,
-            details,
-        }
-        .to_json();
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = status;
+        let mut response = node_http::error(status, code, &message, details);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
         match self {
             ApiError::MethodNotAllowed(allow) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));

@@ -40,18 +40,9 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of descriptors, usually: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = shared::node_http::accept(&listener) => accepted,
             _ = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();

@@ -11,8 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
-/// Every response body is a full buffer.
-pub type Resp = Response<Full<Bytes>>;
+pub use shared::node_http::{json_bytes, Resp};
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -101,17 +100,6 @@ pub fn query_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default()
-}
-
-/// A JSON response from bytes that are already JSON.
-pub fn json_bytes(status: StatusCode, body: impl Into<Bytes>) -> Resp {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// A JSON response from a serializable value.

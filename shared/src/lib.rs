@@ -14,6 +14,8 @@
 //! - [`redis_keys`]: the one place that names Redis keys and channels.
 //! - [`redis_topology`]: hash slots and a Redis Cluster's slot map.
 //! - [`error_body`]: the contract's JSON error body.
+//! - [`node_http`]: what both nodes' HTTP fronts share: accepting, JSON and
+//!   error responses, `/readyz`, `/metrics`.
 //! - [`events`]: the task event wire format, serialized once.
 //! - [`time`]: the contract's timestamp format.
 //! - [`telemetry`]: tracing set-up (plain or JSON logs).
@@ -27,6 +29,7 @@ pub mod events;
 pub mod health;
 pub mod jwt;
 pub mod metrics;
+pub mod node_http;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis_conn;

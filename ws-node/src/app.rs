@@ -127,17 +127,9 @@ impl Application {
         tokio::pin!(shutdown);
         loop {
             let (stream, _) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                accepted = shared::node_http::accept(&self.listener) => accepted,
                 _ = &mut shutdown => break,
             };
-            let _ = stream.set_nodelay(true);
             let state = self.state.clone();
             let service = service_fn(move |req| {
                 let state = state.clone();

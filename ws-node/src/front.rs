@@ -10,8 +10,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use shared::error_body::{ErrorBody, FieldError};
+use shared::error_body::FieldError;
 use shared::jwt::{bearer_token, Claims, TokenError};
+use shared::node_http::{self, error, json_bytes, Resp};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -21,8 +22,6 @@ use crate::deflate;
 use crate::inflating_stream::SocketIo;
 use crate::session;
 use crate::state::NodeState;
-
-type Resp = Response<Full<Bytes>>;
 
 /// `Retry-After` of a refusal at the per-user cap: a place frees only when
 /// one of the user's sockets closes, so an immediate retry is pointless.
@@ -34,9 +33,9 @@ pub async fn handle(state: Arc<NodeState>, req: Request<Incoming>) -> Resp {
     let get = req.method() == Method::GET;
     match path {
         "/ws/updates" if get => upgrade(state, req),
-        "/healthz" if get => json(StatusCode::OK, json!({ "status": "ok" }).to_string()),
-        "/readyz" if get => readyz(&state).await,
-        "/metrics" if get => metrics(&state),
+        "/healthz" if get => json_bytes(StatusCode::OK, json!({ "status": "ok" }).to_string()),
+        "/readyz" if get => node_http::readyz(&state.pool, &state.redis).await,
+        "/metrics" if get => node_http::metrics(&state.metrics),
         "/ws/updates" | "/healthz" | "/readyz" | "/metrics" => {
             let mut response = error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -218,59 +217,4 @@ fn websocket_key(headers: &HeaderMap) -> Option<&str> {
     } else {
         None
     }
-}
-
-/// `GET /readyz`: PostgreSQL and Redis both answer (the answers also go
-/// to `dependency_up`).
-async fn readyz(state: &NodeState) -> Resp {
-    let readiness = shared::health::check(&state.pool, &state.redis).await;
-    if readiness.ready() {
-        json(
-            StatusCode::OK,
-            json!({ "status": "ok", "postgres": "up", "redis": "up" }).to_string(),
-        )
-    } else {
-        tracing::warn!(
-            postgres = readiness.postgres,
-            redis = readiness.redis,
-            "not ready"
-        );
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            "the service is temporarily unavailable",
-            None,
-        )
-    }
-}
-
-fn metrics(state: &NodeState) -> Resp {
-    let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
-}
-
-fn json(status: StatusCode, body: String) -> Resp {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn error(status: StatusCode, code: &str, message: &str, details: Option<&[FieldError]>) -> Resp {
-    let body = ErrorBody {
-        status_code: status.as_u16(),
-        error: status.canonical_reason().unwrap_or("Error"),
-        code,
-        message,
-        details,
-    }
-    .to_json();
-    json(status, String::from_utf8(body).expect("BUG: JSON is UTF-8"))
 }

@@ -42,7 +42,7 @@ pub async fn dispatch(
         (Route::Task(id), Method::PUT) => tasks::update(state, req, &id).await,
         (Route::Task(id), _) => tasks::delete(state, req, &id).await,
         (Route::Healthz, _) => Ok(ops::healthz()),
-        (Route::Readyz, _) => ops::readyz(state).await,
+        (Route::Readyz, _) => Ok(ops::readyz(state).await),
         (Route::Metrics, _) => Ok(ops::metrics(state)),
         (Route::OpenApi, _) => Ok(ops::openapi()),
     }

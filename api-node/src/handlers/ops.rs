@@ -1,11 +1,9 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
 use bytes::Bytes;
-use http::{header, HeaderValue, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use serde_json::json;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::{self, Resp};
 
@@ -17,32 +15,15 @@ pub fn healthz() -> Resp {
     web::json(StatusCode::OK, &json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: PostgreSQL and Redis both answer (the answers also go
-/// to `dependency_up`).
-pub async fn readyz(state: &AppState) -> Result<Resp, ApiError> {
-    let readiness = shared::health::check(&state.pool, &state.redis).await;
-    let (postgres, redis) = (readiness.postgres, readiness.redis);
-    if readiness.ready() {
-        Ok(web::json(
-            StatusCode::OK,
-            &json!({ "status": "ok", "postgres": "up", "redis": "up" }),
-        ))
-    } else {
-        Err(ApiError::Unavailable(format!(
-            "readiness: postgres up={postgres}, redis up={redis}"
-        )))
-    }
+/// `GET /readyz`: PostgreSQL and Redis both answer.
+pub async fn readyz(state: &AppState) -> Resp {
+    shared::node_http::readyz(&state.pool, &state.redis).await
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format, with the pool's state as of now.
 pub fn metrics(state: &AppState) -> Resp {
     crate::metrics::record_pool(&state.pool);
-    let mut response = Resp::new(Full::new(Bytes::from(state.metrics.render())));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
+    shared::node_http::metrics(&state.metrics)
 }
 
 /// `GET /openapi.json`.
