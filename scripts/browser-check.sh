@@ -38,6 +38,8 @@ CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
 log() { printf '[browser-check] %s\n' "$*" >&2; }
 die() { printf '[browser-check] FAILED: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/local-cluster.sh
+source "$REPO/scripts/local-cluster.sh"
 
 as_root() { if [[ "$(id -u)" == 0 ]]; then "$@"; else sudo -n "$@"; fi; }
 apt_install() {
@@ -101,39 +103,10 @@ else
     cargo build "${profile_flag[@]}" --locked -p api-node -p ws-node -p loadgen
 fi
 
-mkdir -p "$CLUSTER_DIR" "$ARTIFACTS"
+mkdir -p "$ARTIFACTS"
 rm -f "$ARTIFACTS"/*.png
 started=$SECONDS
-UP_NO_BUILD=1 bash scripts/up.sh >"$CLUSTER_DIR/up.log" 2>&1 &
-up_pid=$!
-# shellcheck disable=SC2317 # invoked via trap
-finish() {
-    local rc=$?
-    trap - EXIT
-    kill -TERM "$up_pid" 2>/dev/null || true
-    wait "$up_pid" 2>/dev/null || true
-    if ((rc != 0)); then
-        log "failed; the cluster's log:"
-        tail -n 30 "$CLUSTER_DIR/up.log" >&2 || true
-        rm -rf "$REPO/.local/browser-check-failed"
-        mkdir -p "$REPO/.local/browser-check-failed"
-        cp -r "$CLUSTER_DIR/logs" "$CLUSTER_DIR/run/nginx" "$CLUSTER_DIR"/*.log "$REPO/.local/browser-check-failed/" 2>/dev/null || true
-        rm -rf "$REPO/.local/browser-check-failed/nginx/www"
-        log "logs kept in .local/browser-check-failed/, screenshots in .local/browser-artifacts/"
-    fi
-    rm -rf "$CLUSTER_DIR"
-    exit "$rc"
-}
-trap finish EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-for ((i = 0; i < 900; i++)); do
-    curl -fsS -o /dev/null "$PUBLIC/openapi.json" 2>/dev/null && grep -q "Stop:" "$CLUSTER_DIR/up.log" && break
-    kill -0 "$up_pid" 2>/dev/null || die "scripts/up.sh exited (see $CLUSTER_DIR/up.log)"
-    sleep 0.2
-done
-curl -fsS -o /dev/null "$PUBLIC/openapi.json" || die "the cluster did not come up"
+start_local_cluster browser-check
 # The URL up.sh prints is where the tests (and a person) open the board.
 grep -qF "Live board: $PUBLIC/ " "$CLUSTER_DIR/up.log" || die "scripts/up.sh does not print the board's URL ($PUBLIC/)"
 board_html=$(curl -fsS "$PUBLIC/") && [[ $board_html == *'<title>Tasks'* ]] || die "nginx does not serve the board at $PUBLIC/"

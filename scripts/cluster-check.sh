@@ -31,6 +31,8 @@ SOAK_SECS="${SOAK_SECS:-40}"
 PUBLIC="http://127.0.0.1:$PUBLIC_PORT"
 
 log() { printf '[cluster-check] %s\n' "$*" >&2; }
+# shellcheck source=scripts/local-cluster.sh
+source "$REPO/scripts/local-cluster.sh"
 
 profile_flag=()
 [[ $BUILD_PROFILE == release ]] && profile_flag=(--release)
@@ -38,34 +40,7 @@ log "building api-node, ws-node and loadgen ($BUILD_PROFILE)"
 cargo build "${profile_flag[@]}" --locked -p api-node -p ws-node -p loadgen
 LOADGEN="$REPO/target/$BUILD_PROFILE/loadgen"
 
-mkdir -p "$CLUSTER_DIR"
-UP_NO_BUILD=1 bash scripts/up.sh >"$CLUSTER_DIR/up.log" 2>&1 &
-up_pid=$!
-# shellcheck disable=SC2317 # invoked via trap
-finish() {
-    local rc=$?
-    trap - EXIT
-    kill -TERM "$up_pid" 2>/dev/null || true
-    wait "$up_pid" 2>/dev/null || true
-    if ((rc != 0)); then
-        log "failed; the cluster's log:"
-        tail -n 40 "$CLUSTER_DIR/up.log" >&2 || true
-        rm -rf "$REPO/.local/cluster-check-failed"
-        mkdir -p "$REPO/.local/cluster-check-failed"
-        cp -r "$CLUSTER_DIR/logs" "$CLUSTER_DIR/run/nginx" "$CLUSTER_DIR"/*.log "$REPO/.local/cluster-check-failed/" 2>/dev/null || true
-        log "logs kept in .local/cluster-check-failed/"
-    fi
-    rm -rf "$CLUSTER_DIR"
-    exit "$rc"
-}
-trap finish EXIT
-
-for ((i = 0; i < 600; i++)); do
-    curl -fsS -o /dev/null "$PUBLIC/openapi.json" 2>/dev/null && grep -q "Press Ctrl-C\|Stop:" "$CLUSTER_DIR/up.log" && break
-    kill -0 "$up_pid" 2>/dev/null || { log "scripts/up.sh exited"; exit 1; }
-    sleep 0.2
-done
-curl -fsS -o /dev/null "$PUBLIC/openapi.json" || { log "the cluster did not come up"; exit 1; }
+start_local_cluster cluster-check
 log "cluster up behind $PUBLIC; traffic for ${SOAK_SECS}s with a rolling restart"
 
 "$LOADGEN" soak --api "$PUBLIC" --ws "ws://127.0.0.1:$PUBLIC_PORT/ws/updates" \
