@@ -1,6 +1,6 @@
 //! Register, login and logout, as the contract describes them.
 
-mod common;
+use test_support::api as common;
 
 use common::{Reply, TestApp};
 use reqwest::{Method, StatusCode};

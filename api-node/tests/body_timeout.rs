@@ -3,7 +3,7 @@
 //! its connection closed without an answer when the deadline passes (as
 //! nginx does with `client_body_timeout`), holding nothing longer.
 
-mod common;
+use test_support::api as common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! node, no cached task shown to another user, and PostgreSQL serving
 //! everything while Redis is down.
 
-mod common;
+use test_support::api as common;
 
 use std::time::Duration;
 

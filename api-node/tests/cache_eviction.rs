@@ -6,7 +6,7 @@
 //! old copy back are played by the test, at the worst moment, with the
 //! node's own cache and publisher code.
 
-mod common;
+use test_support::api as common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

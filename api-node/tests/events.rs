@@ -2,7 +2,7 @@
 //! `seq` in commit order, and the outbox relay that publishes what a crash
 //! or a Redis outage left unpublished.
 
-mod common;
+use test_support::api as common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -5,7 +5,7 @@
 //! Resident memory is the whole test process's (node and client run in
 //! it), so this binary holds this one test only: nothing else runs beside it.
 
-mod common;
+use test_support::api as common;
 
 use std::time::{Duration, Instant};
 

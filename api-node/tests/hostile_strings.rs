@@ -3,7 +3,7 @@
 //! `VALIDATION_ERROR` naming the field, never a 500 (PostgreSQL refuses NUL
 //! in text, and a timestamp out of its range).
 
-mod common;
+use test_support::api as common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

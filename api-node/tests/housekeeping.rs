@@ -2,7 +2,7 @@
 //! the revocation table keeps only what can still matter, and the delete
 //! that keeps it so is an index range scan of the expired rows.
 
-mod common;
+use test_support::api as common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The HTTP rules every route shares: error shape, 404/405, body checks and
 //! their order, query parameters, request ids and the operations endpoints.
 
-mod common;
+use test_support::api as common;
 
 use common::{Reply, TestApp};
 use reqwest::{Method, StatusCode};

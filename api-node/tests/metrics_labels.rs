@@ -3,7 +3,7 @@
 //! routes are templates, statuses the node's own; every other label one of
 //! a listed few).
 
-mod common;
+use test_support::api as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

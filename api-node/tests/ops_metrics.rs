@@ -8,7 +8,7 @@
 //! node of a test binary writes the same series, and the counts read here
 //! are this test's own only when nothing runs beside it.
 
-mod common;
+use test_support::api as common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! `GET /api/tasks`: sorts, filters, keyset pagination and the query rules.
 
-mod common;
+use test_support::api as common;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

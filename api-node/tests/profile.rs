@@ -1,6 +1,6 @@
 //! The caller's own user: GET and PUT /api/profile.
 
-mod common;
+use test_support::api as common;
 
 use common::{TestApp, TestUser};
 use reqwest::{Method, StatusCode};

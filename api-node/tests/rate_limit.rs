@@ -1,7 +1,7 @@
 //! Failed logins are rate-limited per email and per client address; the
 //! limits are configurable, so these tests use small ones.
 
-mod common;
+use test_support::api as common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! A node whose PostgreSQL or Redis goes away, and a node shutting down.
 
-mod common;
+use test_support::api as common;
 
 use std::time::Duration;
 

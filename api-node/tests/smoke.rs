@@ -1,6 +1,6 @@
 //! The basic flows end to end, through a real node.
 
-mod common;
+use test_support::api as common;
 
 use common::TestApp;
 use reqwest::StatusCode;

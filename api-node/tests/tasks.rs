@@ -1,7 +1,7 @@
 //! Tasks: create, read, update, delete, validation, `If-Match`, and one
 //! user never seeing another's tasks — as API.md describes them.
 
-mod common;
+use test_support::api as common;
 
 use std::collections::BTreeSet;
 

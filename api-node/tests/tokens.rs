@@ -1,6 +1,6 @@
 //! Bearer tokens: what is refused with 401, and revocation across nodes.
 
-mod common;
+use test_support::api as common;
 
 use std::time::Duration;
 

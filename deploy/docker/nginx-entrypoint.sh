@@ -5,7 +5,7 @@
 # `nginx-entrypoint.sh -t` renders and only tests the configuration, and
 # `nginx-entrypoint.sh --render-only` renders RUNTIME_DIR/nginx.conf and
 # exits. This is the one renderer of the template: scripts/cluster.sh and
-# the tests' nginx (ws-node/tests/common/nginx.rs) call it too.
+# the tests' nginx (test-support/src/ws/nginx.rs) call it too.
 #
 #   API_SERVERS     space-separated host:port of the api-nodes (required)
 #   WS_SERVERS      space-separated host:port of the ws-nodes (required)

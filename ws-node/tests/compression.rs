@@ -4,7 +4,7 @@
 //! are understood, and a deflate bomb is closed with 1009 without harming
 //! anyone else. A raw client is used: tokio-tungstenite has no deflate.
 
-mod common;
+use test_support::ws as common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! task's owner, on whichever ws-node, gets each event (the same bytes), in
 //! seq order, and nobody else does.
 
-mod common;
+use test_support::ws as common;
 
 use std::sync::Arc;
 use std::time::Duration;

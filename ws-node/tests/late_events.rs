@@ -4,7 +4,7 @@
 //! in order. The client here never resubscribes on its own: the server
 //! alone keeps each stream whole.
 
-mod common;
+use test_support::ws as common;
 
 use std::time::Duration;
 

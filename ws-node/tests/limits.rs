@@ -1,7 +1,7 @@
 //! The limits of a connection: message size, message rate, slow readers,
 //! token expiry and refresh, heartbeats.
 
-mod common;
+use test_support::ws as common;
 
 use std::sync::Arc;
 use std::time::Duration;

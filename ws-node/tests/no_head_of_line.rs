@@ -1,7 +1,7 @@
 //! One user's slow gap fill never holds up another user's events on the
 //! same node, nor anyone's subscribe.
 
-mod common;
+use test_support::ws as common;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! nginx formats log whole; and a failing upstream makes nginx write the
 //! raw request line to its error log.
 
-mod common;
+use test_support::ws as common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

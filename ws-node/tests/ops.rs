@@ -1,7 +1,7 @@
 //! The ws-node's HTTP side: health, readiness, metrics, and the contract's
 //! error shape for everything that is not an upgrade.
 
-mod common;
+use test_support::ws as common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The WebSocket protocol of the contract, through real nodes.
 
-mod common;
+use test_support::ws as common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! permessage-deflate by default) agrees compression with the node,
 //! subscribes, and reads a live event. `scripts/test.sh` installs it.
 
-mod common;
+use test_support::ws as common;
 
 use std::process::Stdio;
 use std::time::Duration;

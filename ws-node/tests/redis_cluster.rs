@@ -6,7 +6,7 @@
 //! moved to another primary while their socket is subscribed. The failover
 //! under traffic is the chaos suite's (scripts/chaos.sh, FAILOVER.md).
 
-mod common;
+use test_support::ws as common;
 
 use std::collections::HashSet;
 use std::time::Duration;

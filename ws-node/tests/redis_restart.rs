@@ -3,7 +3,7 @@
 //! gap (the relay republishes the outbox; the ws-node catches up from
 //! history).
 
-mod common;
+use test_support::ws as common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! (history.rs: its unit tests hold the page size), so what a node holds
 //! per socket does not grow with the history.
 
-mod common;
+use test_support::ws as common;
 
 use std::time::Duration;
 

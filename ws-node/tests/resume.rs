@@ -2,7 +2,7 @@
 //! node or another, a client sees every seq exactly once; gaps older than
 //! what is kept answer RESYNC_REQUIRED.
 
-mod common;
+use test_support::ws as common;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! burst of revocations larger than the node's announcement channel holds:
 //! the listener that fell behind re-checks every open socket.
 
-mod common;
+use test_support::ws as common;
 
 use std::time::Duration;
 

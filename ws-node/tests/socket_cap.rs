@@ -3,7 +3,7 @@
 //! body, however many upgrades arrive at once; other users are unaffected,
 //! and a closed socket frees its place.
 
-mod common;
+use test_support::ws as common;
 
 use std::time::Duration;
 

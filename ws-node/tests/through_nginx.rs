@@ -1,7 +1,7 @@
 //! End to end through the real load balancer: nginx (the deployment's own
 //! config) in front of two api-nodes and two ws-nodes.
 
-mod common;
+use test_support::ws as common;
 
 use std::time::Duration;
 

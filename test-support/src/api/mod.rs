@@ -1,12 +1,10 @@
-//! Test harness: real api-nodes against real PostgreSQL and Redis.
+//! Real api-nodes against real PostgreSQL and Redis.
 //!
 //! Each [`TestApp`] gets a database of its own (created from
 //! `TEST_DATABASE_URL`, migrated, dropped when the last handle goes) and a
 //! Redis key namespace of its own on `TEST_REDIS_URL`, so tests run in
 //! parallel without seeing each other. `scripts/test.sh` starts both
 //! services and sets the variables.
-
-#![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod proxy;
 pub mod redis_server;

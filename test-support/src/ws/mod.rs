@@ -1,10 +1,8 @@
-//! Test harness for ws-nodes: real api-nodes (the api-node harness, shared
-//! by path), real ws-nodes on their own ports, real WebSocket clients.
+//! Real ws-nodes on their own ports, real WebSocket clients, and the
+//! api-nodes they serve ([`api`], re-exported so a ws-node test reaches
+//! both through one name).
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
-#[path = "../../../api-node/tests/common/mod.rs"]
-pub mod api;
+pub use crate::api;
 pub mod nginx;
 
 use std::time::Duration;
