@@ -639,15 +639,19 @@ async fn a_task_that_never_existed_is_not_found() {
     let user = app.register().await;
     let path = task_path(&uuid::Uuid::new_v4().to_string());
 
-    app.get(&path, &user.token)
+    every_method_answers(&app, &path, &user, 404, "NOT_FOUND").await;
+}
+
+/// GET, PUT (a valid change) and DELETE of `path` by `user` each answer
+/// this error.
+async fn every_method_answers(app: &TestApp, path: &str, user: &TestUser, status: u16, code: &str) {
+    app.get(path, &user.token).await.assert_error(status, code);
+    app.put(path, &user.token, json!({ "title": "changed" }))
         .await
-        .assert_error(404, "NOT_FOUND");
-    app.put(&path, &user.token, json!({ "title": "x" }))
+        .assert_error(status, code);
+    app.delete(path, &user.token)
         .await
-        .assert_error(404, "NOT_FOUND");
-    app.delete(&path, &user.token)
-        .await
-        .assert_error(404, "NOT_FOUND");
+        .assert_error(status, code);
 }
 
 // ---------------------------------------------------------------- ids in paths
@@ -665,16 +669,7 @@ async fn a_malformed_uuid_in_the_path_is_a_validation_error() {
         valid[..35].to_owned(),
         valid.replace('-', "_"),
     ] {
-        let path = task_path(&raw);
-        app.get(&path, &user.token)
-            .await
-            .assert_error(400, "VALIDATION_ERROR");
-        app.put(&path, &user.token, json!({ "title": "x" }))
-            .await
-            .assert_error(400, "VALIDATION_ERROR");
-        app.delete(&path, &user.token)
-            .await
-            .assert_error(400, "VALIDATION_ERROR");
+        every_method_answers(&app, &task_path(&raw), &user, 400, "VALIDATION_ERROR").await;
     }
 }
 
@@ -716,12 +711,7 @@ async fn another_users_task_is_not_found_and_stays_unchanged() {
     let path = task_path(&id_of(&task));
     let own = app.create_task(&intruder, json!({ "title": "mine" })).await;
 
-    app.get(&path, &intruder.token)
-        .await
-        .assert_error(404, "NOT_FOUND");
-    app.put(&path, &intruder.token, json!({ "title": "hijacked" }))
-        .await
-        .assert_error(404, "NOT_FOUND");
+    every_method_answers(&app, &path, &intruder, 404, "NOT_FOUND").await;
     // A wrong version must not reveal that the task exists either.
     with_if_match(
         &app,
@@ -734,9 +724,6 @@ async fn another_users_task_is_not_found_and_stays_unchanged() {
     .await
     .assert_error(404, "NOT_FOUND");
     with_if_match(&app, Method::DELETE, &path, &intruder, "\"7\"", None)
-        .await
-        .assert_error(404, "NOT_FOUND");
-    app.delete(&path, &intruder.token)
         .await
         .assert_error(404, "NOT_FOUND");
 
