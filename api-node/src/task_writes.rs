@@ -36,17 +36,7 @@ pub async fn create(
     let written = async {
         let seq = begin_with_seq(&client, user_id).await?;
         let task = tasks::insert(&client, user_id, new).await?;
-        let at = task.updated_at.timestamp_millis();
-        let event = record_and_commit(
-            &client,
-            user_id,
-            seq,
-            (EventKind::Created, task.id, Some(task.version.into())),
-            at,
-            &task.to_json(),
-        )
-        .await?;
-        Ok((task, event))
+        commit_task(&client, seq, EventKind::Created, task).await
     };
     let (task, event) = or_rollback(&client, written.await).await?;
     publisher.publish(&[event]).await;
@@ -68,17 +58,7 @@ pub async fn update(
         let seq = begin_with_seq(&client, user_id).await?;
         let task =
             changed(tasks::update(&client, user_id, id, patch, precondition.version()).await?)?;
-        let at = task.updated_at.timestamp_millis();
-        let event = record_and_commit(
-            &client,
-            user_id,
-            seq,
-            (EventKind::Updated, task.id, Some(task.version.into())),
-            at,
-            &task.to_json(),
-        )
-        .await?;
-        Ok((task, event))
+        commit_task(&client, seq, EventKind::Updated, task).await
     };
     let (task, event) = or_rollback(&client, written.await).await?;
     publisher.publish(&[event]).await;
@@ -131,6 +111,26 @@ async fn begin_with_seq(client: &Client, user_id: Uuid) -> Result<i64, ApiError>
         users::next_event_seq(client, user_id)
     )?;
     Ok(seq)
+}
+
+/// Records the change that made `task` as its owner's event `seq`, and
+/// commits.
+async fn commit_task(
+    client: &Client,
+    seq: i64,
+    kind: EventKind,
+    task: Task,
+) -> Result<(Task, OutboxEvent), ApiError> {
+    let event = record_and_commit(
+        client,
+        task.user_id,
+        seq,
+        (kind, task.id, Some(task.version.into())),
+        task.updated_at.timestamp_millis(),
+        &task.to_json(),
+    )
+    .await?;
+    Ok((task, event))
 }
 
 /// Writes the event to the outbox and commits, in one round trip.
