@@ -19,9 +19,8 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
-    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-fi
+# shellcheck source=scripts/services.sh
+source "$REPO/scripts/services.sh"
 
 export BUILD_PROFILE="${BUILD_PROFILE:-debug}"
 export CLUSTER_DIR="$REPO/.local/check-$$"

@@ -28,9 +28,6 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 # shellcheck source=scripts/services.sh
 source "$REPO/scripts/services.sh"
-if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
-    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-fi
 
 ST_MAX_EXAMPLES="${ST_MAX_EXAMPLES:-100}"
 ST_TIMEOUT="${ST_TIMEOUT:-240}"

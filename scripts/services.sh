@@ -33,6 +33,13 @@ if [[ -z "${REPO:-}" ]]; then
     REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fi
 
+# A fresh machine may have rustup's cargo only in ~/.cargo/bin, which a
+# non-login shell does not put on PATH; every script that builds sources
+# this file first.
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+
 PG_BIN_DIR="${PG_BIN_DIR:-}"
 SVC_PG_DIR=""
 SVC_PG_DATA=""

@@ -31,11 +31,6 @@ cd "$REPO"
 # shellcheck source=scripts/services.sh
 source "$REPO/scripts/services.sh"
 
-# A fresh machine may have rustup's cargo only in ~/.cargo/bin.
-if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
-    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-fi
-
 TEST_STATE="$REPO/.local/test-$$"
 
 # shellcheck disable=SC2317 # invoked via trap

@@ -28,9 +28,6 @@ source "$REPO/scripts/services.sh"
 # shellcheck source=scripts/cluster.sh
 source "$REPO/scripts/cluster.sh"
 
-if ! command -v cargo >/dev/null 2>&1 && [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]]; then
-    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-fi
 
 PG_PORT="${PG_PORT:-15432}"
 REDIS_PORT="${REDIS_PORT:-16379}"
