@@ -14,3 +14,13 @@
 
 pub mod api;
 pub mod ws;
+
+/// A port free on 127.0.0.1 now, for a server the test starts itself (the
+/// operating system picks it; a test binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port on 127.0.0.1")
+        .local_addr()
+        .expect("a bound listener has an address")
+        .port()
+}

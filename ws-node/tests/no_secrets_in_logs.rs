@@ -55,14 +55,6 @@ impl Captured {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn tokens_and_passwords_reach_no_log_line() {
     let captured = Captured::install();
@@ -70,7 +62,7 @@ async fn tokens_and_passwords_reach_no_log_line() {
     let ws = WsNode::start(&api).await;
     // A ws-node that is down: nginx fails over from it, and logs the
     // failure, for some of the upgrades below.
-    let down = free_port();
+    let down = test_support::free_port();
     let lb = Nginx::start(&[api.port], &[down, ws.port, down]).await;
     let mut front = api.spawn_peer().await;
     front.base = lb.base();

@@ -4,17 +4,11 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::free_port;
+
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl RedisServer {

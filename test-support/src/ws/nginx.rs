@@ -55,11 +55,7 @@ impl Nginx {
         ws_ports: &[u16],
         adjust: impl FnOnce(String) -> String,
     ) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let dir =
             std::env::temp_dir().join(format!("nginx-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
