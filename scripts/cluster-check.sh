@@ -6,8 +6,8 @@
 # REST calls and WebSocket subscribers that resume after every close) while
 # scripts/rolling-restart.sh restarts every node, then asks Prometheus for
 # every query of the Grafana dashboard, for every metric the nodes export
-# (the names in api-node/src/metrics.rs, ws-node/src/metrics.rs and
-# shared/src/metrics.rs) and for its alerting rules. Fails on any failed
+# (their catalogues, as `cargo xtask metrics` lists them) and for its
+# alerting rules. Fails on any failed
 # request, any lost, duplicated or reordered event, any dashboard query with
 # no series (but those listing firing alerts), any exported metric with no
 # series, any rule of deploy/prometheus/alerts.yml not loaded or failing to
@@ -40,6 +40,7 @@ cargo build "${profile_flag[@]}" --locked -p api-node -p ws-node -p loadgen
 LOADGEN="$REPO/target/$BUILD_PROFILE/loadgen"
 
 start_local_cluster cluster-check
+cargo xtask metrics >"$CLUSTER_DIR/metrics.txt"
 log "cluster up behind $PUBLIC; traffic for ${SOAK_SECS}s with a rolling restart"
 
 "$LOADGEN" soak --api "$PUBLIC" --ws "ws://127.0.0.1:$PUBLIC_PORT/ws/updates" \
@@ -58,10 +59,10 @@ fi
 
 log "asking Prometheus for every dashboard query, every exported metric and the alerting rules"
 sleep 6 # one more scrape after the last traffic
-python3 - "$REPO" "http://127.0.0.1:$PROMETHEUS_PORT" <<'PY'
+python3 - "$REPO" "http://127.0.0.1:$PROMETHEUS_PORT" "$CLUSTER_DIR/metrics.txt" <<'PY'
 import json, pathlib, re, sys, urllib.parse, urllib.request
 
-repo, prometheus = pathlib.Path(sys.argv[1]), sys.argv[2]
+repo, prometheus, metrics = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 failed = []
 
 def api(path, **params):
@@ -87,16 +88,12 @@ for expr in exprs:
     if not result and "ALERTS" not in expr:
         failed.append(f"dashboard query with no series: {expr}")
 
-# 2. Every metric a node exports (named in its crate's metrics.rs; the
-# shared ones by both kinds) has series from that kind of node.
-def names(src):
-    text = (repo / src).read_text()
-    return re.findall(r'pub\s+const\s+[A-Z0-9_]+\s*:\s*&str\s*=\s*"([^"]+)"\s*;', text)
+# 2. Every metric a node exports (its catalogue; the shared ones by both
+# kinds) has series from that kind of node.
 jobs_of = {}
-for src, jobs in (("api-node/src/metrics.rs", ["api-node"]), ("ws-node/src/metrics.rs", ["ws-node"]),
-                  ("shared/src/metrics.rs", ["api-node", "ws-node"])):
-    for name in names(src):
-        jobs_of.setdefault(name, []).extend(jobs)
+for line in open(metrics).read().splitlines():
+    name, jobs = line.split()
+    jobs_of[name] = jobs.split(",")
 for name, jobs in sorted(jobs_of.items()):
     for job in jobs:
         # A histogram's series are NAME_bucket, NAME_sum and NAME_count.

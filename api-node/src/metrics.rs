@@ -1,35 +1,37 @@
 //! Prometheus metrics: the one place that names them (those both node
 //! kinds export, such as `dependency_up`, are named in `shared::metrics`).
 
-/// Requests answered, by `route`, `method` and `status`.
-pub const HTTP_REQUESTS: &str = "http_requests_total";
-/// Request latency in seconds, by `route` and `method`.
-pub const HTTP_DURATION: &str = "http_request_duration_seconds";
-/// Cache lookups, by `result` (`hit`, `miss`).
-pub const CACHE_LOOKUPS: &str = "cache_lookups_total";
-/// Events put on Redis (write path and relay).
-pub const EVENTS_PUBLISHED: &str = "events_published_total";
-/// Pipelines that failed to reach Redis.
-pub const EVENT_PUBLISH_FAILURES: &str = "event_publish_failures_total";
-/// Events the relay republished.
-pub const EVENTS_RELAYED: &str = "events_relayed_total";
-/// Database connections, by `state` (`in_use`, `idle`), and the pool's max.
-pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
-/// The pool's maximum size.
-pub const DB_POOL_MAX: &str = "db_pool_max_connections";
-/// Password hashes running now.
-pub const HASHES_RUNNING: &str = "password_hashes_running";
-/// Hashes refused because the hash queue was full (answered 503).
-pub const HASHES_REFUSED: &str = "password_hashes_refused_total";
-/// Seconds a hash waited in the queue for a hashing thread.
-pub const HASH_QUEUE_WAIT: &str = "password_hash_queue_wait_seconds";
-/// Login and registration attempts answered 429, by `limit`
-/// ([`RATE_LIMITS`]): the limit that decided the wait.
-pub const RATE_LIMITED: &str = "auth_rate_limited_total";
-/// Age in seconds of the oldest committed event not yet on Redis (the
-/// relay's backlog), read from PostgreSQL by the relay each round; 0 when
-/// there is none. The same for every api-node (one outbox).
-pub const OUTBOX_BACKLOG_AGE: &str = "outbox_oldest_unpublished_age_seconds";
+shared::metric_names! {
+    /// Requests answered, by `route`, `method` and `status`.
+    HTTP_REQUESTS = "http_requests_total";
+    /// Request latency in seconds, by `route` and `method`.
+    HTTP_DURATION = "http_request_duration_seconds";
+    /// Cache lookups, by `result` (`hit`, `miss`).
+    CACHE_LOOKUPS = "cache_lookups_total";
+    /// Events put on Redis (write path and relay).
+    EVENTS_PUBLISHED = "events_published_total";
+    /// Pipelines that failed to reach Redis.
+    EVENT_PUBLISH_FAILURES = "event_publish_failures_total";
+    /// Events the relay republished.
+    EVENTS_RELAYED = "events_relayed_total";
+    /// Database connections, by `state` (`in_use`, `idle`), and the pool's max.
+    DB_POOL_CONNECTIONS = "db_pool_connections";
+    /// The pool's maximum size.
+    DB_POOL_MAX = "db_pool_max_connections";
+    /// Password hashes running now.
+    HASHES_RUNNING = "password_hashes_running";
+    /// Hashes refused because the hash queue was full (answered 503).
+    HASHES_REFUSED = "password_hashes_refused_total";
+    /// Seconds a hash waited in the queue for a hashing thread.
+    HASH_QUEUE_WAIT = "password_hash_queue_wait_seconds";
+    /// Login and registration attempts answered 429, by `limit`
+    /// ([`RATE_LIMITS`]): the limit that decided the wait.
+    RATE_LIMITED = "auth_rate_limited_total";
+    /// Age in seconds of the oldest committed event not yet on Redis (the
+    /// relay's backlog), read from PostgreSQL by the relay each round; 0 when
+    /// there is none. The same for every api-node (one outbox).
+    OUTBOX_BACKLOG_AGE = "outbox_oldest_unpublished_age_seconds";
+}
 
 /// The values of the `limit` label of [`RATE_LIMITED`].
 pub const RATE_LIMITS: [&str; 3] = ["login_email", "login_client", "register_client"];

@@ -5,19 +5,33 @@
 //! Each node registers these at start (via its own `register`), so every
 //! series exists from the first scrape.
 
-/// 1 while the node's last check of a dependency got an answer, else 0,
-/// by `dependency` (`postgres`, `redis`); checked every 2 s and on each
-/// `/readyz` (see [`crate::health`]).
-pub const DEPENDENCY_UP: &str = "dependency_up";
-/// Revoked tokens (not yet expired) in the node's in-memory set.
-pub const REVOCATIONS: &str = "revocations_known";
-/// When the node last read the revocations from PostgreSQL (Unix
-/// seconds): `time() - revocation_last_sync_timestamp_seconds` is how far
-/// behind the node's set may be when the Redis channel is lost.
-pub const REVOCATION_SYNC: &str = "revocation_last_sync_timestamp_seconds";
-/// 1 while the node follows the Redis revocation channel (logouts reach it
-/// in milliseconds), 0 while it relies on the PostgreSQL poll alone.
-pub const REVOCATION_CHANNEL: &str = "revocation_channel_connected";
+/// Declares a node's metric names: one `pub const` per name (with its
+/// doc), and `ALL`, every name declared, so tools such as the deploy checks
+/// (`xtask`) know what a node exports without reading its source.
+#[macro_export]
+macro_rules! metric_names {
+    ($($(#[$doc:meta])* $name:ident = $value:literal;)*) => {
+        $($(#[$doc])* pub const $name: &str = $value;)*
+        /// Every metric name declared above.
+        pub const ALL: &[&str] = &[$($name),*];
+    };
+}
+
+crate::metric_names! {
+    /// 1 while the node's last check of a dependency got an answer, else 0,
+    /// by `dependency` (`postgres`, `redis`); checked every 2 s and on each
+    /// `/readyz` (see [`crate::health`]).
+    DEPENDENCY_UP = "dependency_up";
+    /// Revoked tokens (not yet expired) in the node's in-memory set.
+    REVOCATIONS = "revocations_known";
+    /// When the node last read the revocations from PostgreSQL (Unix
+    /// seconds): `time() - revocation_last_sync_timestamp_seconds` is how far
+    /// behind the node's set may be when the Redis channel is lost.
+    REVOCATION_SYNC = "revocation_last_sync_timestamp_seconds";
+    /// 1 while the node follows the Redis revocation channel (logouts reach it
+    /// in milliseconds), 0 while it relies on the PostgreSQL poll alone.
+    REVOCATION_CHANNEL = "revocation_channel_connected";
+}
 
 /// The values of the `dependency` label.
 pub const DEPENDENCIES: [&str; 2] = ["postgres", "redis"];

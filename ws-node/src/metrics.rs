@@ -2,42 +2,44 @@
 //! both node kinds export, such as `dependency_up`, are named in
 //! `shared::metrics`).
 
-/// Open WebSocket connections.
-pub const CONNECTIONS: &str = "ws_connections_open";
-/// Users whose channel this node is subscribed to on Redis.
-pub const CHANNELS: &str = "ws_redis_channels";
-/// Connections subscribed to their tasks.
-pub const SUBSCRIBED: &str = "ws_subscribed_connections";
-/// Client messages received.
-pub const MESSAGES_IN: &str = "ws_messages_in_total";
-/// Messages sent to clients.
-pub const MESSAGES_OUT: &str = "ws_messages_out_total";
-/// Events that did not fit a connection's queue.
-pub const QUEUE_DROPS: &str = "ws_queue_drops_total";
-/// Connections closed for reading too slowly.
-pub const SLOW_CLOSES: &str = "ws_slow_consumer_closes_total";
-/// Closes by `code`.
-pub const CLOSES: &str = "ws_closes_total";
-/// Seconds from an event's commit to its send on a socket.
-pub const FANOUT_LATENCY: &str = "ws_fanout_latency_seconds";
-/// Events fetched from history to fill a gap.
-pub const GAP_FILLS: &str = "ws_gap_fill_events_total";
-/// The most sockets this node accepts (`WS_MAX_CONNECTIONS`).
-pub const MAX_CONNECTIONS: &str = "ws_connections_max";
-/// Events that arrived from Redis (each once, however many sockets get it).
-pub const EVENTS_RECEIVED: &str = "ws_events_received_total";
-/// Events the hub was handed (from Redis or history), by `outcome`
-/// ([`HUB_OUTCOMES`]): `delivered` to the user's subscribed sockets here,
-/// `duplicate` (already delivered), `gap` (held until history fills the
-/// gap before it), `no_subscribers`.
-pub const HUB_EVENTS: &str = "ws_hub_events_total";
-/// Gaps filled from history, by `scope` (`user`: for all of a user's
-/// sockets here, by the fan-out; `socket`: by one session for itself) and
-/// `result` (`filled`, `failed`: too large, no longer kept, or history out
-/// of reach, so clients see the gap and resync).
-pub const GAP_FILL_RUNS: &str = "ws_gap_fills_total";
-/// `RESYNC_REQUIRED` answers to a resume, by `reason` ([`RESYNC_REASONS`]).
-pub const RESYNCS: &str = "ws_resync_required_total";
+shared::metric_names! {
+    /// Open WebSocket connections.
+    CONNECTIONS = "ws_connections_open";
+    /// Users whose channel this node is subscribed to on Redis.
+    CHANNELS = "ws_redis_channels";
+    /// Connections subscribed to their tasks.
+    SUBSCRIBED = "ws_subscribed_connections";
+    /// Client messages received.
+    MESSAGES_IN = "ws_messages_in_total";
+    /// Messages sent to clients.
+    MESSAGES_OUT = "ws_messages_out_total";
+    /// Events that did not fit a connection's queue.
+    QUEUE_DROPS = "ws_queue_drops_total";
+    /// Connections closed for reading too slowly.
+    SLOW_CLOSES = "ws_slow_consumer_closes_total";
+    /// Closes by `code`.
+    CLOSES = "ws_closes_total";
+    /// Seconds from an event's commit to its send on a socket.
+    FANOUT_LATENCY = "ws_fanout_latency_seconds";
+    /// Events fetched from history to fill a gap.
+    GAP_FILLS = "ws_gap_fill_events_total";
+    /// The most sockets this node accepts (`WS_MAX_CONNECTIONS`).
+    MAX_CONNECTIONS = "ws_connections_max";
+    /// Events that arrived from Redis (each once, however many sockets get it).
+    EVENTS_RECEIVED = "ws_events_received_total";
+    /// Events the hub was handed (from Redis or history), by `outcome`
+    /// ([`HUB_OUTCOMES`]): `delivered` to the user's subscribed sockets here,
+    /// `duplicate` (already delivered), `gap` (held until history fills the
+    /// gap before it), `no_subscribers`.
+    HUB_EVENTS = "ws_hub_events_total";
+    /// Gaps filled from history, by `scope` (`user`: for all of a user's
+    /// sockets here, by the fan-out; `socket`: by one session for itself) and
+    /// `result` (`filled`, `failed`: too large, no longer kept, or history out
+    /// of reach, so clients see the gap and resync).
+    GAP_FILL_RUNS = "ws_gap_fills_total";
+    /// `RESYNC_REQUIRED` answers to a resume, by `reason` ([`RESYNC_REASONS`]).
+    RESYNCS = "ws_resync_required_total";
+}
 
 /// The values of the `outcome` label of [`HUB_EVENTS`].
 pub const HUB_OUTCOMES: [&str; 4] = ["delivered", "duplicate", "gap", "no_subscribers"];

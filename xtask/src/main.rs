@@ -1,0 +1,78 @@
+//! `cargo xtask deploy CHECK [DIR]`: one deploy check (see the crate docs
+//! and `deploy/check.sh`, which runs them all). Prints the check's summary
+//! line, or its problems one per line and exits 1.
+//!
+//! `cargo xtask metrics`: every metric the nodes export, one per line with
+//! the node kinds exporting it (`scripts/cluster-check.sh` asks Prometheus
+//! for each).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use xtask::{alerts, compose, dashboard, dockerfiles, k8s, prometheus, yaml, Outcome};
+
+const USAGE: &str = "usage: xtask metrics
+       xtask deploy yaml|k8s|compose|dockerfiles|dashboard|alerts
+       xtask deploy dashboard-rules FILE
+       xtask deploy prometheus-template|prometheus-compose|prometheus-k8s|prometheus-k8s-static DIR";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = root.canonicalize().unwrap_or(root);
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = match words.as_slice() {
+        ["metrics"] => Ok(metrics()),
+        ["deploy", check] => deploy(&root, check),
+        ["deploy", check, out] => deploy_into(&root, check, Path::new(out)),
+        _ => Err(vec![USAGE.to_string()]),
+    };
+    match outcome {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for problem in problems {
+                println!("{problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line per exported metric: its name and the node kinds exporting it.
+fn metrics() -> String {
+    let lines: Vec<String> = xtask::metrics::exported_by()
+        .into_iter()
+        .map(|(name, kinds)| format!("{name} {}", kinds.join(",")))
+        .collect();
+    lines.join("\n")
+}
+
+fn deploy(root: &Path, check: &str) -> Outcome {
+    match check {
+        "yaml" => yaml::check_all_parse(root),
+        "k8s" => k8s::check(root),
+        "compose" => compose::check(root),
+        "dockerfiles" => dockerfiles::check(root),
+        "dashboard" => dashboard::check(root),
+        "alerts" => alerts::check(root),
+        _ => Err(vec![USAGE.to_string()]),
+    }
+}
+
+fn deploy_into(root: &Path, check: &str, out: &Path) -> Outcome {
+    match check {
+        "dashboard-rules" => {
+            let board = dashboard::load(root)?;
+            std::fs::write(out, dashboard::queries_as_rules(&board))
+                .map_err(|e| vec![e.to_string()])?;
+            Ok(format!("{} queries", dashboard::queries(&board).len()))
+        }
+        "prometheus-template" => prometheus::template(root, out),
+        "prometheus-compose" => prometheus::compose(root, out),
+        "prometheus-k8s" => prometheus::k8s(root, out, false),
+        "prometheus-k8s-static" => prometheus::k8s(root, out, true),
+        _ => Err(vec![USAGE.to_string()]),
+    }
+}
