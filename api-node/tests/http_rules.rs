@@ -99,17 +99,6 @@ async fn an_unknown_route_is_404_in_the_contract_shape() {
 }
 
 #[tokio::test]
-async fn an_unknown_route_is_404_even_without_a_token() {
-    let app = TestApp::spawn().await;
-
-    let reply = app
-        .call(Method::POST, "/api/nothing-here", None, Some(json!({})))
-        .await;
-
-    assert_error_shape(&reply, 404, "NOT_FOUND");
-}
-
-#[tokio::test]
 async fn a_known_path_with_a_wrong_method_is_405_with_allow() {
     let app = TestApp::spawn().await;
     let user = app.register().await;
@@ -130,20 +119,6 @@ async fn a_known_path_with_a_wrong_method_is_405_with_allow() {
         assert_error_shape(&reply, 405, "METHOD_NOT_ALLOWED");
         assert_eq!(allowed(&reply), allow, "{method} {path}");
     }
-}
-
-#[tokio::test]
-async fn the_route_is_checked_before_authentication() {
-    let app = TestApp::spawn().await;
-
-    let wrong_method = app.call(Method::DELETE, "/api/tasks", None, None).await;
-    let bad_token = app
-        .call(Method::DELETE, "/api/tasks", Some("garbage"), None)
-        .await;
-
-    assert_error_shape(&wrong_method, 405, "METHOD_NOT_ALLOWED");
-    assert_eq!(allowed(&wrong_method), ["GET", "POST"]);
-    assert_error_shape(&bad_token, 405, "METHOD_NOT_ALLOWED");
 }
 
 // ---- bodies -----------------------------------------------------------------
@@ -361,106 +336,63 @@ async fn a_missing_body_is_invalid_json() {
 
 // ---- order of checks --------------------------------------------------------
 
+/// A request that breaks several rules at once gets the error of the first
+/// one in the contract's order: the route (404, 405), then the token (401),
+/// then the body (415, 413, 400), then the resource (404).
 #[tokio::test]
-async fn authentication_is_checked_before_the_body() {
-    let app = TestApp::spawn().await;
-    let huge = padded_task_body(MAX_BODY + 1024);
-
-    let no_token_bad_json = raw(
-        &app,
-        Method::POST,
-        "/api/tasks",
-        None,
-        Some(JSON),
-        Some(b"{not json".to_vec()),
-    )
-    .await;
-    let bad_token_wrong_type = raw(
-        &app,
-        Method::POST,
-        "/api/tasks",
-        Some("not-a-token"),
-        Some("text/plain"),
-        Some(b"hello".to_vec()),
-    )
-    .await;
-    let no_token_too_large = raw(
-        &app,
-        Method::POST,
-        "/api/tasks",
-        None,
-        Some(JSON),
-        Some(huge),
-    )
-    .await;
-    let no_token_invalid_fields = app
-        .call(
-            Method::PUT,
-            "/api/profile",
-            None,
-            Some(json!({ "bogus": true })),
-        )
-        .await;
-
-    assert_error_shape(&no_token_bad_json, 401, "UNAUTHORIZED");
-    assert_error_shape(&bad_token_wrong_type, 401, "UNAUTHORIZED");
-    assert_error_shape(&no_token_too_large, 401, "UNAUTHORIZED");
-    assert_error_shape(&no_token_invalid_fields, 401, "UNAUTHORIZED");
-}
-
-#[tokio::test]
-async fn a_wrong_content_type_is_checked_before_the_size() {
+async fn each_request_gets_the_error_of_the_first_rule_it_breaks() {
     let app = TestApp::spawn().await;
     let user = app.register().await;
-
-    let reply = raw(
-        &app,
-        Method::POST,
-        "/api/tasks",
-        Some(&user.token),
-        Some("text/plain"),
-        Some(vec![b'a'; MAX_BODY + 1024]),
-    )
-    .await;
-
-    assert_error_shape(&reply, 415, "UNSUPPORTED_MEDIA_TYPE");
-}
-
-#[tokio::test]
-async fn the_size_is_checked_before_the_json() {
-    let app = TestApp::spawn().await;
-    let user = app.register().await;
-    let mut body = b"{not json at all".to_vec();
-    body.resize(MAX_BODY + 1024, b'x');
-
-    let reply = raw(
-        &app,
-        Method::POST,
-        "/api/tasks",
-        Some(&user.token),
-        Some(JSON),
-        Some(body),
-    )
-    .await;
-
-    assert_error_shape(&reply, 413, "PAYLOAD_TOO_LARGE");
-}
-
-#[tokio::test]
-async fn the_body_is_checked_before_the_resource() {
-    let app = TestApp::spawn().await;
-    let user = app.register().await;
+    let (good, bad) = (Some(user.token.as_str()), Some("not-a-token"));
     let missing = format!("/api/tasks/{}", uuid::Uuid::new_v4());
+    let text = Some("text/plain");
+    let over = |start: &[u8]| {
+        let mut body = start.to_vec();
+        body.resize(MAX_BODY + 1024, b'x');
+        Some(body)
+    };
+    let body = |b: &[u8]| Some(b.to_vec());
+    /// What is sent (method, path, token, content type, body) and what
+    /// must come back (status, code).
+    type Case<'a> = (
+        &'a str,
+        Method,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<Vec<u8>>,
+        u16,
+        &'a str,
+    );
+    #[rustfmt::skip]
+    let cases: [Case; 13] = [
+        ("unknown route, no token", Method::POST, "/api/nothing-here", None, Some(JSON), body(b"{}"), 404, "NOT_FOUND"),
+        ("wrong method, no token", Method::DELETE, "/api/tasks", None, None, None, 405, "METHOD_NOT_ALLOWED"),
+        ("wrong method, bad token", Method::DELETE, "/api/tasks", Some("garbage"), None, None, 405, "METHOD_NOT_ALLOWED"),
+        ("no token, not JSON", Method::POST, "/api/tasks", None, Some(JSON), body(b"{not json"), 401, "UNAUTHORIZED"),
+        ("bad token, wrong type", Method::POST, "/api/tasks", bad, text, body(b"hello"), 401, "UNAUTHORIZED"),
+        ("no token, too large", Method::POST, "/api/tasks", None, Some(JSON), Some(padded_task_body(MAX_BODY + 1024)), 401, "UNAUTHORIZED"),
+        ("no token, unknown query parameter", Method::GET, "/api/profile?verbose=1", None, None, None, 401, "UNAUTHORIZED"),
+        ("no token, unknown field", Method::PUT, "/api/profile", None, Some(JSON), body(br#"{"bogus":true}"#), 401, "UNAUTHORIZED"),
+        ("wrong type, too large", Method::POST, "/api/tasks", good, text, over(b"a"), 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("too large, not JSON", Method::POST, "/api/tasks", good, Some(JSON), over(b"{not json at all"), 413, "PAYLOAD_TOO_LARGE"),
+        ("not JSON, missing task", Method::PUT, &missing, good, Some(JSON), body(b"{"), 400, "INVALID_JSON"),
+        ("invalid field, missing task", Method::PUT, &missing, good, Some(JSON), body(br#"{"priority":"high"}"#), 400, "VALIDATION_ERROR"),
+        ("valid body, missing task", Method::PUT, &missing, good, Some(JSON), body(br#"{"priority":1}"#), 404, "NOT_FOUND"),
+    ];
 
-    let invalid_body = app
-        .put(&missing, &user.token, json!({ "priority": "high" }))
-        .await;
-    let valid_body = app
-        .put(&missing, &user.token, json!({ "priority": 1 }))
-        .await;
-
-    assert_eq!(invalid_body.invalid_fields(), ["priority"]);
-    assert_error_shape(&valid_body, 404, "NOT_FOUND");
+    for (what, method, path, token, content_type, body, status, code) in cases {
+        let reply = raw(&app, method, path, token, content_type, body).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.body["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {}",
+            reply.body
+        );
+        assert_error_shape(&reply, status, code);
+    }
+    let reply = app.call(Method::DELETE, "/api/tasks", None, None).await;
+    assert_eq!(allowed(&reply), ["GET", "POST"]);
 }
 
 // ---- query parameters -------------------------------------------------------
@@ -507,17 +439,6 @@ async fn an_unknown_query_parameter_is_a_validation_error() {
     app.login("new@example.com", "long enough")
         .await
         .assert_error(401, "UNAUTHORIZED");
-}
-
-#[tokio::test]
-async fn an_unknown_query_parameter_without_a_token_is_401() {
-    let app = TestApp::spawn().await;
-
-    let reply = app
-        .call(Method::GET, "/api/profile?verbose=1", None, None)
-        .await;
-
-    assert_error_shape(&reply, 401, "UNAUTHORIZED");
 }
 
 // ---- request ids ------------------------------------------------------------
