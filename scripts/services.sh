@@ -462,14 +462,6 @@ start_redis() {
     return 1
 }
 
-# redis-cli against one node, bounded (a frozen node must not hang the
-# caller), output without the protocol's \r: _svc_rcli HOST:PORT ARGS...
-_svc_rcli() {
-    local addr=$1
-    shift
-    timeout 5 redis-cli -h "${addr%:*}" -p "${addr##*:}" "$@" </dev/null 2>/dev/null | tr -d '\r'
-}
-
 # SIGTERM every Redis of these pidfiles at once, then wait for each (the usual
 # grace, then SIGKILL), so that stopping N nodes takes the time of one.
 _svc_redis_stop_pidfiles() {
@@ -485,144 +477,18 @@ _svc_redis_stop_pidfiles() {
     return 0
 }
 
-# _svc_free_cluster_port [TAKEN_PORT...] — a free port P <= 55535 on
-# 127.0.0.1 whose cluster bus port P+10000 is free too, clashing with none of
-# the TAKEN ports nor their bus ports.
-_svc_free_cluster_port() {
-    local i p q ok
-    for ((i = 0; i < 200; i++)); do
-        p="$(free_port)" || return 1
-        # free_port draws from the kernel's ephemeral range, which may go
-        # past 55535; then try a random port of our own below it.
-        ((p <= 55535)) || p=$((20000 + (RANDOM * 32768 + RANDOM) % 35536))
-        ok=1
-        for q in "$@"; do
-            if ((p == q || p == q + 10000 || p + 10000 == q)); then
-                ok=0
-                break
-            fi
-        done
-        ((ok)) || continue
-        port_in_use "$p" && continue
-        port_in_use $((p + 10000)) && continue
-        printf '%s\n' "$p"
-        return 0
-    done
-    svc_err "could not find a free port P <= 55535 with P+10000 free"
-    return 1
-}
-
-# redis_cluster_masters [PORT | HOST:PORT | redis+cluster://URL ...] — the
-# ports of the cluster's current masters, one per line, in slot order, as the
-# first node that answers sees them in CLUSTER NODES: nodes flagged master,
-# serving slots, and not marked failed by the cluster (a master only
-# suspected, `fail?`, is still listed). Without arguments, asks the nodes of
-# the cluster this shell started (SVC_REDIS_CLUSTER_PORTS). Fails when no
-# node answers.
-redis_cluster_masters() {
-    local args=("$@") addrs=() a seed seeds nodes
-    ((${#args[@]} > 0)) || read -ra args <<<"${SVC_REDIS_CLUSTER_PORTS:-}"
-    for a in ${args[@]+"${args[@]}"}; do
-        if [[ $a == redis+cluster://* ]]; then
-            a=${a#redis+cluster://}
-            a=${a##*@}
-            IFS=, read -ra seeds <<<"$a"
-            for seed in ${seeds[@]+"${seeds[@]}"}; do
-                [[ -n $seed ]] && addrs+=("$seed")
-            done
-        elif [[ $a == *:* ]]; then
-            addrs+=("$a")
-        else
-            addrs+=("127.0.0.1:$a")
-        fi
-    done
-    for a in ${addrs[@]+"${addrs[@]}"}; do
-        nodes="$(_svc_rcli "$a" cluster nodes)" || continue
-        [[ $nodes == *master* ]] || continue
-        # <id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot>...
-        awk '{
-            n = split($3, f, ","); master = 0; bad = 0
-            for (i = 1; i <= n; i++) {
-                if (f[i] == "master") master = 1
-                if (f[i] == "fail" || f[i] == "noaddr" || f[i] == "handshake") bad = 1
-            }
-            if (!master || bad) next
-            first = ""
-            for (i = 9; i <= NF; i++) if ($i ~ /^[0-9]/) { split($i, r, "-"); first = r[1]; break }
-            if (first == "") next
-            addr = $2; sub(/@.*/, "", addr); k = split(addr, hp, ":")
-            print first, hp[k]
-        }' <<<"$nodes" | sort -n | cut -d' ' -f2
-        return 0
-    done
-    svc_err "redis_cluster_masters: no cluster node answered (${addrs[*]:-none given})"
-    return 1
-}
-
-# Print what the cluster on these ports still lacks (nothing when it is
-# ready: every node cluster_state:ok, 16384 slots assigned and ok, 6 nodes
-# known; 3 masters with connected_slaves:1, 3 replicas with their link up).
-_svc_redis_cluster_lacks() {
-    local p info role masters=0 replicas=0
-    for p in "$@"; do
-        info="$(_svc_rcli "127.0.0.1:$p" cluster info)"
-        if [[ $info != *cluster_state:ok* ]]; then
-            echo "node :$p: not cluster_state:ok"
-            return 0
-        fi
-        if [[ $info != *cluster_slots_assigned:16384* || $info != *cluster_slots_ok:16384* ]]; then
-            echo "node :$p: not all 16384 slots assigned and ok"
-            return 0
-        fi
-        if [[ $info != *cluster_known_nodes:$#* ]]; then
-            echo "node :$p: does not know all $# nodes yet"
-            return 0
-        fi
-        info="$(_svc_rcli "127.0.0.1:$p" info replication)"
-        role="$(sed -n 's/^role://p' <<<"$info")"
-        case $role in
-            master)
-                masters=$((masters + 1))
-                if [[ $info != *connected_slaves:1* ]]; then
-                    echo "master :$p: replica not attached (no connected_slaves:1)"
-                    return 0
-                fi
-                ;;
-            slave)
-                replicas=$((replicas + 1))
-                if [[ $info != *master_link_status:up* ]]; then
-                    echo "replica :$p: link to its master not up"
-                    return 0
-                fi
-                ;;
-            *)
-                echo "node :$p: no role"
-                return 0
-                ;;
-        esac
-    done
-    if ((masters != $# / 2 || replicas != $# / 2)); then
-        echo "$masters masters and $replicas replicas"
-    fi
-    return 0
-}
-
-# start_redis_cluster DIR — a throwaway Redis Cluster of 3 masters and 3
-# replicas on free 127.0.0.1 ports (each P <= 55535 with its bus port P+10000
-# free too), node timeout 2 s, no persistence, bounded like start_redis, full
-# resyncs without the default 5 s wait for more replicas; node N keeps its
-# pidfile (redis.pid), log and cluster config (nodes.conf) in DIR/nodeN, and
-# `redis-cli --cluster create` writes DIR/create.log. Returns once every node
-# reports cluster_state:ok with all 16384 slots assigned and every master has
-# its replica attached (within SVC_START_TIMEOUT). Sets SVC_REDIS_CLUSTER_DIR,
-# SVC_REDIS_CLUSTER_PORTS and SVC_REDIS_CLUSTER_URL; stop_services (or
-# stop_redis_cluster) stops the nodes. Any cluster left in DIR by a killed
+# start_redis_cluster DIR — a throwaway Redis Cluster of 3 primaries and 3
+# replicas on free 127.0.0.1 ports, node timeout 2 s, no persistence,
+# bounded like start_redis. `cargo xtask redis-cluster` (xtask/src/
+# redis_cluster.rs) starts the nodes as daemons, forms the cluster and
+# returns once it is ready (within SVC_START_TIMEOUT per stage); node N keeps
+# its pidfile (redis.pid), log and cluster config in DIR/nodeN. This shell
+# owns the processes: stop_services (or stop_redis_cluster) stops them by
+# their pidfiles. Sets SVC_REDIS_CLUSTER_DIR, SVC_REDIS_CLUSTER_PORTS and
+# SVC_REDIS_CLUSTER_URL (the primaries). Any cluster left in DIR by a killed
 # run is stopped and replaced: the cluster is new on every start.
 start_redis_cluster() {
-    local dir=${1:?start_redis_cluster DIR}
-    local timeout=${SVC_START_TIMEOUT:-30} n p node deadline lacks
-    local ports=() addrs=() masters=() urls=()
-
+    local dir=${1:?start_redis_cluster DIR} out n
     if ((${#SVC_REDIS_CLUSTER_PIDFILES[@]} > 0)); then
         svc_err "start_redis_cluster: this shell already runs a Redis Cluster ($SVC_REDIS_CLUSTER_DIR)"
         return 1
@@ -631,90 +497,19 @@ start_redis_cluster() {
     command -v redis-cli >/dev/null 2>&1 || { svc_err "redis-cli not found; run ensure_packages"; return 1; }
     mkdir -p -- "$dir" || { svc_err "cannot create $dir"; return 1; }
     dir="$(cd -- "$dir" && pwd)" || return 1
-
-    # Nodes left over by a killed run in the same dir: stop them. Their
-    # nodes.conf names that run's ports and peers: start from scratch.
     stop_redis_cluster "$dir"
-    for ((n = 1; n <= 6; n++)); do
-        mkdir -p -- "$dir/node$n" || { svc_err "cannot create $dir/node$n"; return 1; }
-        rm -f -- "$dir/node$n/nodes.conf" "$dir/node$n/dump.rdb"
-        p="$(_svc_free_cluster_port ${ports[@]+"${ports[@]}"})" || return 1
-        ports+=("$p")
-        addrs+=("127.0.0.1:$p")
-    done
-
-    svc_log "starting a Redis Cluster (3 masters, 3 replicas) on 127.0.0.1 ports ${ports[*]}, dir $dir"
     SVC_REDIS_CLUSTER_DIR=$dir
-    SVC_REDIS_CLUSTER_PORTS="${ports[*]}"
-    SVC_REDIS_CLUSTER_URL=""
     for ((n = 1; n <= 6; n++)); do
-        node=$dir/node$n
-        p=${ports[n - 1]}
-        SVC_REDIS_CLUSTER_PIDFILES+=("$node/redis.pid")
-        if ! (cd -- "$node" && redis-server --bind 127.0.0.1 --port "$p" \
-            --cluster-enabled yes --cluster-config-file "$node/nodes.conf" \
-            --cluster-node-timeout 2000 \
-            --save '' --appendonly no --daemonize yes --repl-diskless-sync-delay 0 \
-            --maxmemory "${REDIS_MAXMEMORY:-256mb}" --maxmemory-policy allkeys-lru \
-            --pidfile "$node/redis.pid" --logfile "$node/redis.log" --dir "$node" </dev/null); then
-            svc_err "redis-server (cluster node $n, port $p) failed to start"
-            _svc_log_tail "$node/redis.log"
-            _svc_redis_cluster_abort
-            return 1
-        fi
+        SVC_REDIS_CLUSTER_PIDFILES+=("$dir/node$n/redis.pid")
     done
-
-    deadline=$((SECONDS + timeout))
-    for ((n = 1; n <= 6; n++)); do
-        node=$dir/node$n
-        p=${ports[n - 1]}
-        until [[ "$(_svc_rcli "127.0.0.1:$p" ping)" == PONG ]]; do
-            # Fail fast if the daemon wrote its pidfile and died.
-            if ((SECONDS >= deadline)) || { [[ -f "$node/redis.pid" ]] && ! _svc_redis_pid "$node/redis.pid" >/dev/null; }; then
-                svc_err "cluster node $n did not answer PING on 127.0.0.1:$p within ${timeout}s (or exited)"
-                _svc_log_tail "$node/redis.log"
-                _svc_redis_cluster_abort
-                return 1
-            fi
-            sleep 0.1
-        done
-    done
-
-    if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes \
-        </dev/null >"$dir/create.log" 2>&1; then
-        svc_err "redis-cli --cluster create failed"
-        _svc_log_tail "$dir/create.log"
+    svc_log "starting a Redis Cluster (3 primaries, 3 replicas) in $dir"
+    if ! out="$(cd -- "$REPO" && cargo run -q --locked -p xtask -- redis-cluster "$dir")"; then
+        svc_err "the Redis Cluster in $dir did not come up: $out"
         _svc_redis_cluster_abort
         return 1
     fi
-
-    deadline=$((SECONDS + timeout))
-    while lacks="$(_svc_redis_cluster_lacks "${ports[@]}")" && [[ -n $lacks ]]; do
-        if ((SECONDS >= deadline)); then
-            svc_err "the Redis Cluster in $dir was not ready within ${timeout}s: $lacks"
-            for ((n = 1; n <= 6; n++)); do
-                _svc_log_tail "$dir/node$n/redis.log" 15
-            done
-            _svc_redis_cluster_abort
-            return 1
-        fi
-        sleep 0.1
-    done
-
-    mapfile -t masters < <(redis_cluster_masters "${ports[@]}")
-    if ((${#masters[@]} != 3)); then
-        svc_err "the Redis Cluster in $dir has ${#masters[@]} masters serving slots, not 3: ${masters[*]}"
-        _svc_redis_cluster_abort
-        return 1
-    fi
-    for p in "${masters[@]}"; do
-        urls+=("127.0.0.1:$p")
-    done
-    SVC_REDIS_CLUSTER_URL="redis+cluster://$(
-        IFS=,
-        echo "${urls[*]}"
-    )"
-    svc_log "Redis Cluster is ready: $SVC_REDIS_CLUSTER_URL (all nodes: ${ports[*]})"
+    { read -r SVC_REDIS_CLUSTER_URL && read -r SVC_REDIS_CLUSTER_PORTS; } <<<"$out"
+    svc_log "Redis Cluster is ready: $SVC_REDIS_CLUSTER_URL (all nodes: $SVC_REDIS_CLUSTER_PORTS)"
     return 0
 }
 

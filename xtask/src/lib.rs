@@ -1,8 +1,10 @@
-//! Repository tasks that need more than a shell line. Today: the content
-//! checks of everything under `deploy/` (Kubernetes manifests, the compose
-//! file, Dockerfiles, the Grafana dashboard, the alerting rules and the
+//! Repository tasks that need more than a shell line: the content checks
+//! of everything under `deploy/` (Kubernetes manifests, the compose file,
+//! Dockerfiles, the Grafana dashboard, the alerting rules and the
 //! Prometheus configurations), run by `deploy/check.sh` beside the tools
-//! only a shell can drive (`nginx -t`, `promtool`, a compose client).
+//! only a shell can drive (`nginx -t`, `promtool`, a compose client); and
+//! bringing up a local Redis Cluster ([`redis_cluster`]) for
+//! `scripts/services.sh`.
 //!
 //! Each check returns an [`Outcome`]: its summary line when it passes, else
 //! one line per problem. The checks work on parsed documents, so each is
@@ -16,6 +18,7 @@ pub mod k8s;
 pub mod metrics;
 pub mod prometheus;
 pub mod promql;
+pub mod redis_cluster;
 pub mod yaml;
 
 /// A check's result: the summary line, or every problem found.

@@ -2,15 +2,20 @@
 //! and `deploy/check.sh`, which runs them all). Prints the check's summary
 //! line, or its problems one per line and exits 1.
 //!
+//! `cargo xtask redis-cluster DIR`: a local Redis Cluster, for
+//! `start_redis_cluster` of `scripts/services.sh`.
+//!
 //! `cargo xtask metrics`: every metric the nodes export, one per line with
 //! the node kinds exporting it (`scripts/cluster-check.sh` asks Prometheus
 //! for each).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 use xtask::{alerts, compose, dashboard, dockerfiles, k8s, prometheus, yaml, Outcome};
 
-const USAGE: &str = "usage: xtask metrics
+const USAGE: &str = "usage: xtask redis-cluster DIR
+       xtask metrics
        xtask deploy yaml|k8s|compose|dockerfiles|dashboard|alerts
        xtask deploy dashboard-rules FILE
        xtask deploy prometheus-template|prometheus-compose|prometheus-k8s|prometheus-k8s-static DIR";
@@ -22,6 +27,7 @@ fn main() -> ExitCode {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let outcome = match words.as_slice() {
         ["metrics"] => Ok(metrics()),
+        ["redis-cluster", dir] => redis_cluster(Path::new(dir)),
         ["deploy", check] => deploy(&root, check),
         ["deploy", check, out] => deploy_into(&root, check, Path::new(out)),
         _ => Err(vec![USAGE.to_string()]),
@@ -38,6 +44,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Starts a Redis Cluster in `dir`; prints its URL (the primaries) and
+/// then every node's port. REDIS_MAXMEMORY (default 256mb) bounds each
+/// node, SVC_START_TIMEOUT (seconds, default 30) each wait.
+fn redis_cluster(dir: &Path) -> Outcome {
+    let settings = xtask::redis_cluster::Settings {
+        maxmemory: std::env::var("REDIS_MAXMEMORY").unwrap_or_else(|_| "256mb".into()),
+        timeout: Duration::from_secs(
+            std::env::var("SVC_START_TIMEOUT")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(30),
+        ),
+    };
+    let cluster = xtask::redis_cluster::start(dir, &settings).map_err(|e| vec![e])?;
+    let ports: Vec<String> = cluster.ports.iter().map(u16::to_string).collect();
+    Ok(format!("{}\n{}", cluster.url(), ports.join(" ")))
 }
 
 /// One line per exported metric: its name and the node kinds exporting it.
