@@ -358,3 +358,61 @@ fn request_strings_refuse_control_characters_and_the_cursor_is_opaque() {
         .is_some_and(|d| d.starts_with("Opaque")));
     assert_eq!(cursor["schema"]["maxLength"], 512);
 }
+
+/// The operations `docs/api.md` names (`GET /api/tasks/:id` and the like),
+/// paths written the router's way.
+fn documented_operations(page: &str) -> BTreeSet<(String, String)> {
+    let mut found = BTreeSet::new();
+    for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+        let marker = format!("{method} /");
+        for (at, _) in page.match_indices(&marker) {
+            let path: String = page[at + method.len() + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "/:._-".contains(*c))
+                .collect();
+            found.insert((path, method.to_lowercase()));
+        }
+    }
+    found
+}
+
+/// The repository's own API reference (docs/api.md) names every operation
+/// of the document and no other, and every error code of the contract.
+#[test]
+fn the_api_reference_page_agrees_with_the_document() {
+    let page = include_str!("../../docs/api.md");
+    let doc = document();
+    let in_document: BTreeSet<(String, String)> = operations(&doc)
+        .into_iter()
+        .map(|(path, method, _)| (path.replace("{id}", ":id"), method))
+        .collect();
+    let documented = documented_operations(page);
+    let undocumented: Vec<_> = in_document.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "docs/api.md does not describe {undocumented:?}"
+    );
+    // Beyond the document: the WebSocket upgrade and the operations
+    // endpoints the nodes serve outside the public API.
+    let outside = [
+        "/ws/updates",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ];
+    let unknown: Vec<_> = documented
+        .difference(&in_document)
+        .filter(|(path, _)| !outside.contains(&path.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "docs/api.md describes operations the document lacks: {unknown:?}"
+    );
+    for code in CONTRACT_CODES {
+        assert!(
+            page.contains(&format!("| `{code}` |")),
+            "docs/api.md's error table lacks {code}"
+        );
+    }
+}
