@@ -46,7 +46,16 @@ log "cluster up behind $PUBLIC; traffic for ${SOAK_SECS}s with a rolling restart
 "$LOADGEN" soak --api "$PUBLIC" --ws "ws://127.0.0.1:$PUBLIC_PORT/ws/updates" \
     --secs "$SOAK_SECS" --rate "${SOAK_RATE:-20}" --conns "${SOAK_CONNS:-20}" --users 5 >"$CLUSTER_DIR/soak.log" 2>&1 &
 soak_pid=$!
-sleep 3
+# Restart only once every subscriber is subscribed and the writes begin.
+deadline=$((SECONDS + 120))
+until grep -q '^soak: .* subscribed; writing' "$CLUSTER_DIR/soak.log"; do
+    if ! kill -0 "$soak_pid" 2>/dev/null || ((SECONDS >= deadline)); then
+        cat "$CLUSTER_DIR/soak.log" >&2
+        log "FAILED: the soak did not start"
+        exit 1
+    fi
+    sleep 0.2
+done
 bash scripts/rolling-restart.sh
 soak_status=0
 wait "$soak_pid" || soak_status=$?
@@ -58,11 +67,11 @@ if ((soak_status != 0)); then
 fi
 
 log "asking Prometheus for every dashboard query, every exported metric and the alerting rules"
-sleep 6 # one more scrape after the last traffic
-python3 - "$REPO" "http://127.0.0.1:$PROMETHEUS_PORT" "$CLUSTER_DIR/metrics.txt" <<'PY'
-import json, pathlib, re, sys, urllib.parse, urllib.request
+python3 - "$REPO" "http://127.0.0.1:$PROMETHEUS_PORT" "$CLUSTER_DIR/metrics.txt" "$(date +%s)" <<'PY'
+import datetime, json, pathlib, re, sys, time, urllib.parse, urllib.request
 
 repo, prometheus, metrics = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+traffic_ended = float(sys.argv[4])
 failed = []
 
 def api(path, **params):
@@ -70,6 +79,21 @@ def api(path, **params):
     answer = json.load(urllib.request.urlopen(url, timeout=10))
     assert answer["status"] == "success", answer
     return answer["data"]
+
+# 0. Wait until Prometheus has scraped every node, up, since the traffic
+# ended (its lastScrape is an RFC 3339 time with nanoseconds).
+def scraped_after(target, moment):
+    when = re.sub(r"(\.\d{6})\d*", r"\1", target["lastScrape"]).replace("Z", "+00:00")
+    return datetime.datetime.fromisoformat(when).timestamp() > moment
+deadline = time.time() + 60
+while True:
+    targets = api("/api/v1/targets")["activeTargets"]
+    fresh = [t for t in targets if t["health"] == "up" and scraped_after(t, traffic_ended)]
+    if targets and len(fresh) == len(targets):
+        break
+    if time.time() > deadline:
+        sys.exit(f"Prometheus did not scrape every target after the traffic: {[(t['scrapeUrl'], t['health'], t['lastScrape']) for t in targets]}")
+    time.sleep(0.5)
 
 def query(expr):
     return api("/api/v1/query", query=expr)["result"]

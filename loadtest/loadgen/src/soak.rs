@@ -178,6 +178,9 @@ pub async fn soak(args: &Args) -> anyhow::Result<bool> {
         );
     }
 
+    // What a script waits for before it disturbs the cluster.
+    eprintln!("soak: {conns} subscribers subscribed; writing");
+
     // Each operation: create, read, update, and every third one delete;
     // each committed write is one event for its user.
     let events: Arc<Mutex<HashMap<usize, i64>>> = Arc::default();
