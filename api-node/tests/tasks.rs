@@ -487,124 +487,69 @@ async fn update_validates_every_field_and_changes_nothing_when_refused() {
 
 // ---------------------------------------------------------------- If-Match
 
+/// `If-Match` on PUT and DELETE: the change applies when it names the
+/// task's current version or is `*`; otherwise 412 and the task stays as it
+/// was (no lost update, no lost task). Each case on its own task, at
+/// version 2.
 #[tokio::test]
-async fn update_with_matching_if_match_applies() {
+async fn if_match_applies_only_to_the_current_version_or_star() {
     let app = TestApp::spawn().await;
     let user = app.register().await;
-    let task = app.create_task(&user, json!({ "title": "t" })).await;
-    let id = id_of(&task);
+    let cases = [
+        (Method::PUT, "\"2\"", 200),
+        (Method::PUT, "\"1\"", 412),
+        (Method::PUT, "\"3\"", 412),
+        (Method::PUT, "*", 200),
+        (Method::DELETE, "\"1\"", 412),
+        (Method::DELETE, "\"2\"", 204),
+        (Method::DELETE, "*", 204),
+    ];
 
-    let reply = with_if_match(
-        &app,
-        Method::PUT,
-        &task_path(&id),
-        &user,
-        "\"1\"",
-        Some(json!({ "priority": 5 })),
-    )
-    .await;
+    for (method, if_match, status) in cases {
+        let what = format!("{method} If-Match: {if_match}");
+        let task = app.create_task(&user, json!({ "title": "t" })).await;
+        let path = task_path(&id_of(&task));
+        let current = app
+            .put(&path, &user.token, json!({ "status": "IN_PROGRESS" }))
+            .await
+            .body;
+        let body = (method == Method::PUT).then(|| json!({ "title": "new", "priority": 5 }));
 
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body["version"], 2);
-    assert_eq!(reply.body["priority"], 5);
-    assert_eq!(reply.header("etag"), Some("\"2\""));
-}
+        let reply = with_if_match(&app, method, &path, &user, if_match, body).await;
 
-#[tokio::test]
-async fn update_with_stale_if_match_is_412_and_changes_nothing() {
-    let app = TestApp::spawn().await;
-    let user = app.register().await;
-    let task = app.create_task(&user, json!({ "title": "t" })).await;
-    let id = id_of(&task);
-    let current = app
-        .put(
-            &task_path(&id),
-            &user.token,
-            json!({ "status": "IN_PROGRESS" }),
-        )
-        .await
-        .body;
-
-    let reply = with_if_match(
-        &app,
-        Method::PUT,
-        &task_path(&id),
-        &user,
-        "\"1\"",
-        Some(json!({ "title": "lost update", "status": "DONE" })),
-    )
-    .await;
-
-    reply.assert_error(412, "VERSION_MISMATCH");
-    let read = app.get(&task_path(&id), &user.token).await;
-    assert_eq!(read.body, current);
-    assert_eq!(read.body["version"], 2);
-    assert_eq!(read.header("etag"), Some("\"2\""));
-}
-
-#[tokio::test]
-async fn update_with_if_match_star_applies_to_any_version() {
-    let app = TestApp::spawn().await;
-    let user = app.register().await;
-    let task = app.create_task(&user, json!({ "title": "t" })).await;
-    let id = id_of(&task);
-    app.put(&task_path(&id), &user.token, json!({ "priority": 1 }))
-        .await;
-
-    let reply = with_if_match(
-        &app,
-        Method::PUT,
-        &task_path(&id),
-        &user,
-        "*",
-        Some(json!({ "priority": 2 })),
-    )
-    .await;
-
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body["version"], 3);
-    assert_eq!(reply.body["priority"], 2);
-}
-
-#[tokio::test]
-async fn delete_with_stale_if_match_is_412_and_keeps_the_task() {
-    let app = TestApp::spawn().await;
-    let user = app.register().await;
-    let task = app.create_task(&user, json!({ "title": "t" })).await;
-    let id = id_of(&task);
-    let current = app
-        .put(&task_path(&id), &user.token, json!({ "title": "t2" }))
-        .await
-        .body;
-
-    let reply = with_if_match(&app, Method::DELETE, &task_path(&id), &user, "\"1\"", None).await;
-
-    reply.assert_error(412, "VERSION_MISMATCH");
-    let read = app.get(&task_path(&id), &user.token).await;
-    assert_eq!(read.status, StatusCode::OK);
-    assert_eq!(read.body, current);
-    assert_eq!(list_ids(&app, &user).await, vec![id.clone()]);
-
-    let reply = with_if_match(&app, Method::DELETE, &task_path(&id), &user, "\"2\"", None).await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    app.get(&task_path(&id), &user.token)
-        .await
-        .assert_error(404, "NOT_FOUND");
-}
-
-#[tokio::test]
-async fn delete_with_if_match_star_deletes() {
-    let app = TestApp::spawn().await;
-    let user = app.register().await;
-    let task = app.create_task(&user, json!({ "title": "t" })).await;
-    let id = id_of(&task);
-
-    let reply = with_if_match(&app, Method::DELETE, &task_path(&id), &user, "*", None).await;
-
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
-    app.get(&task_path(&id), &user.token)
-        .await
-        .assert_error(404, "NOT_FOUND");
+        let read = app.get(&path, &user.token).await;
+        match status {
+            200 => {
+                assert_eq!(reply.status, StatusCode::OK, "{what}: {}", reply.body);
+                assert_eq!(
+                    (&reply.body["version"], &reply.body["priority"]),
+                    (&json!(3), &json!(5)),
+                    "{what}"
+                );
+                assert_eq!(reply.header("etag"), Some("\"3\""), "{what}");
+                assert_eq!(read.body, reply.body, "{what}");
+            }
+            204 => {
+                assert_eq!(
+                    reply.status,
+                    StatusCode::NO_CONTENT,
+                    "{what}: {}",
+                    reply.body
+                );
+                read.assert_error(404, "NOT_FOUND");
+            }
+            _ => {
+                reply.assert_error(412, "VERSION_MISMATCH");
+                assert_eq!(read.body, current, "{what}");
+                assert_eq!(read.header("etag"), Some("\"2\""), "{what}");
+            }
+        }
+    }
+    assert_eq!(
+        list_ids(&app, &user).await.len(),
+        5,
+        "the two deleted tasks are gone, the other five kept"
+    );
 }
 
 // ---------------------------------------------------------------- delete
