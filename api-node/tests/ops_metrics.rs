@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::proxy::Proxy;
 use common::redis_server::RedisServer;
 use common::scrape::Scrape;
-use common::{eventually, test_config, TestApp, TestDb};
+use common::{eventually, test_config, Reply, TestApp, TestDb, TestUser};
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -59,6 +59,16 @@ fn limited(scrape: &Scrape, limit: &str) -> f64 {
     scrape.value("auth_rate_limited_total", &[("limit", limit)])
 }
 
+/// A login as if from `client` (the node trusts 127.0.0.1 as its proxy).
+async fn login_from(app: &TestApp, user: &TestUser, client: &str) -> Reply {
+    let body = json!({ "email": user.email, "password": user.password });
+    let req = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", client);
+    TestApp::read(req.json(&body)).await
+}
+
 /// Seconds since the node last read the revocations from PostgreSQL.
 fn revocation_lag(scrape: &Scrape) -> f64 {
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
@@ -80,6 +90,7 @@ async fn an_api_nodes_metrics_show_limits_queues_backlog_and_dependencies() {
     config.db_timeout = Duration::from_millis(500);
     config.redis_url = redis.url();
     config.hash_concurrency = 1;
+    config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     config.email_limit.max_failures = 2;
     config.client_limit.max_failures = 4;
     config.register_limit.max_failures = 3;
@@ -108,10 +119,19 @@ async fn an_api_nodes_metrics_show_limits_queues_backlog_and_dependencies() {
     );
 
     // Hashes queue behind the one thread: four logins at once, each waits
-    // for the ones before it.
+    // for the ones before it. From four client addresses, so that no rate
+    // limit's lock lines them up before they reach the queue (all from one
+    // address, each would wait for the one before it on the address's lock
+    // instead, and on a busy machine arrive after the hash before it).
     let before = Scrape::get(&app.url("/metrics")).await;
     let (alice, bob) = (app.register().await, app.register().await);
-    let logins = [&alice, &bob, &alice, &bob].map(|user| app.login(&user.email, &user.password));
+    let logins = [
+        (&alice, "198.51.100.1"),
+        (&bob, "198.51.100.2"),
+        (&alice, "198.51.100.3"),
+        (&bob, "198.51.100.4"),
+    ]
+    .map(|(user, client)| login_from(&app, user, client));
     for reply in futures_util::future::join_all(logins).await {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
