@@ -249,3 +249,38 @@ pub fn cpu_ms(pid: u32) -> Option<u64> {
     // Linux reports in clock ticks of 1/100 s on every common platform.
     Some(ticks * 10)
 }
+
+/// From a node's `/metrics` at `base`: the count of a latency histogram's
+/// samples whose series has all of `labels` (`route="/api/tasks"` …), and
+/// of those within 10 ms; `None` when the node does not serve it.
+pub async fn histogram_within_10ms(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    labels: &[&str],
+) -> Option<(f64, f64)> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |series: &str, extra: Option<&str>| {
+        text.lines()
+            .filter(|line| line.starts_with(series))
+            .filter(|line| {
+                labels
+                    .iter()
+                    .chain(extra.as_ref())
+                    .all(|label| line.contains(label))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .next()
+    };
+    Some((
+        value(&format!("{name}_count"), None)?,
+        value(&format!("{name}_bucket"), Some("le=\"0.01\""))?,
+    ))
+}

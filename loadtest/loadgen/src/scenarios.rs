@@ -80,6 +80,18 @@ async fn open_all(
     (open, started.elapsed(), failed)
 }
 
+/// A share as a percentage, or a dash when it is not known.
+fn percent(share: Option<f64>) -> String {
+    share.map_or("–".to_string(), |s| format!("{:.2} %", s * 100.0))
+}
+
+/// The HTTP base of a WebSocket URL (`ws://host:port/ws/updates` →
+/// `http://host:port`), where the node serves `/metrics`.
+fn ws_base(ws_url: &str) -> String {
+    let rest = ws_url.strip_prefix("ws://").unwrap_or(ws_url);
+    format!("http://{}", rest.split('/').next().unwrap_or(rest))
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
@@ -350,6 +362,19 @@ pub async fn capacity(args: &Args) -> anyhow::Result<bool> {
         tally.gaps.store(0, Ordering::Relaxed);
         tally.latencies_ms.lock().expect("not poisoned").clear();
         let cpu_before = client::cpu_ms(node_pid);
+        let (api, metrics_of_ws) = (args.api(), ws_base(&args.ws()));
+        let writes_timed = || {
+            client::histogram_within_10ms(
+                &http,
+                &api,
+                "http_request_duration_seconds",
+                &["route=\"/api/tasks\"", "method=\"POST\""],
+            )
+        };
+        let sends_timed = || {
+            client::histogram_within_10ms(&http, &metrics_of_ws, "ws_fanout_latency_seconds", &[])
+        };
+        let (server_before, fanout_before) = (writes_timed().await, sends_timed().await);
         let writes = (rate * secs) as usize;
         let mut written = vec![0u64; users.len()];
         let in_flight = Arc::new(Semaphore::new(64));
@@ -387,6 +412,16 @@ pub async fn capacity(args: &Args) -> anyhow::Result<bool> {
         }
         write_ms.sort_unstable();
         let write_p99 = percentile(&write_ms, 0.99);
+        // Where the writes' tail is: the share over 10 ms as the writer saw
+        // them, and as the api-node itself timed them.
+        let client_slow =
+            write_ms.iter().filter(|ms| **ms >= 10).count() as f64 / write_ms.len().max(1) as f64;
+        let slow_share = |after: Option<(f64, f64)>, before: Option<(f64, f64)>| {
+            after.zip(before).map(|((count, fast), (count0, fast0))| {
+                1.0 - (fast - fast0) / (count - count0).max(1.0)
+            })
+        };
+        let server_slow = slow_share(writes_timed().await, server_before);
         let achieved = writes as f64 / started.elapsed().as_secs_f64();
         let expected: u64 = written
             .iter()
@@ -399,6 +434,13 @@ pub async fn capacity(args: &Args) -> anyhow::Result<bool> {
         }
         let received = tally.received.load(Ordering::Relaxed);
         let gaps = tally.gaps.load(Ordering::Relaxed);
+        // The events' share over 10 ms as the ws-node timed them (commit
+        // to its write to the socket), beside the readers' own view.
+        let fanout_slow = if conns == 0 {
+            None
+        } else {
+            slow_share(sends_timed().await, fanout_before)
+        };
         let mut latencies = tally.latencies_ms.lock().expect("not poisoned").clone();
         latencies.sort_unstable();
         let (p50, p99) = if conns == 0 {
@@ -408,12 +450,22 @@ pub async fn capacity(args: &Args) -> anyhow::Result<bool> {
         };
         let node_cpu_ms = client::cpu_ms(node_pid).zip(cpu_before).map(|(a, b)| a - b);
         let passed = received == expected && gaps == 0 && write_failures == 0 && p99 < 10;
+        let events_slow = if conns == 0 {
+            0.0
+        } else {
+            latencies.iter().filter(|ms| **ms >= 10).count() as f64 / latencies.len().max(1) as f64
+        };
         println!(
-            "capacity: {rate}/s asked, {achieved:.0}/s written ({write_failures} failed, write p99 {write_p99} ms); events {received}/{expected}, gaps {gaps}; p50 {p50} ms, p99 {p99} ms: {}",
+            "capacity: {rate}/s asked, {achieved:.0}/s written ({write_failures} failed, write p99 {write_p99} ms, over 10 ms: {:.2} % as sent, {} as the api-node timed them); events {received}/{expected}, gaps {gaps}; p50 {p50} ms, p99 {p99} ms, over 10 ms: {:.2} % as received, {} as the ws-node timed their sends: {}",
+            client_slow * 100.0,
+            percent(server_slow),
+            events_slow * 100.0,
+            percent(fanout_slow),
             if passed { "pass" } else { "FAIL" }
         );
         steps.push(json!({ "rate": rate, "writes_per_sec": achieved, "write_failures": write_failures,
-                           "write_p99_ms": write_p99,
+                           "write_p99_ms": write_p99, "writes_over_10ms": client_slow, "server_writes_over_10ms": server_slow,
+                           "events_over_10ms": events_slow, "ws_node_sends_over_10ms": fanout_slow,
                            "expected": expected, "received": received, "gaps": gaps, "p50_ms": p50, "p99_ms": p99,
                            "node_cpu_ms": node_cpu_ms, "passed": passed }));
         if !passed {
