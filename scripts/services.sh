@@ -479,8 +479,8 @@ _svc_redis_stop_pidfiles() {
 
 # start_redis_cluster DIR — a throwaway Redis Cluster of 3 primaries and 3
 # replicas on free 127.0.0.1 ports, node timeout 2 s, no persistence,
-# bounded like start_redis. `cargo xtask redis-cluster` (xtask/src/
-# redis_cluster.rs) starts the nodes as daemons, forms the cluster and
+# bounded like start_redis. `xtask redis-cluster` (xtask/src/
+# redis_cluster.rs; built without the nodes' crates) starts the nodes as daemons, forms the cluster and
 # returns once it is ready (within SVC_START_TIMEOUT per stage); node N keeps
 # its pidfile (redis.pid), log and cluster config in DIR/nodeN. This shell
 # owns the processes: stop_services (or stop_redis_cluster) stops them by
@@ -503,7 +503,7 @@ start_redis_cluster() {
         SVC_REDIS_CLUSTER_PIDFILES+=("$dir/node$n/redis.pid")
     done
     svc_log "starting a Redis Cluster (3 primaries, 3 replicas) in $dir"
-    if ! out="$(cd -- "$REPO" && cargo run -q --locked -p xtask -- redis-cluster "$dir")"; then
+    if ! out="$(cd -- "$REPO" && cargo run -q --locked -p xtask --no-default-features -- redis-cluster "$dir")"; then
         svc_err "the Redis Cluster in $dir did not come up: $out"
         _svc_redis_cluster_abort
         return 1

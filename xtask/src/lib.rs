@@ -10,11 +10,15 @@
 //! one line per problem. The checks work on parsed documents, so each is
 //! unit-tested on small broken inputs as well as run on the repository.
 
+#[cfg(feature = "nodes")]
 pub mod alerts;
 pub mod compose;
+#[cfg(feature = "nodes")]
 pub mod dashboard;
 pub mod dockerfiles;
+#[cfg(feature = "nodes")]
 pub mod k8s;
+#[cfg(feature = "nodes")]
 pub mod metrics;
 pub mod prometheus;
 pub mod promql;

@@ -9,10 +9,14 @@
 //! the node kinds exporting it (`scripts/cluster-check.sh` asks Prometheus
 //! for each).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(feature = "nodes")]
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use xtask::{alerts, compose, dashboard, dockerfiles, k8s, prometheus, yaml, Outcome};
+use xtask::Outcome;
+#[cfg(feature = "nodes")]
+use xtask::{alerts, compose, dashboard, dockerfiles, k8s, prometheus, yaml};
 
 const USAGE: &str = "usage: xtask redis-cluster DIR
        xtask metrics
@@ -22,14 +26,15 @@ const USAGE: &str = "usage: xtask redis-cluster DIR
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let root = root.canonicalize().unwrap_or(root);
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let outcome = match words.as_slice() {
-        ["metrics"] => Ok(metrics()),
         ["redis-cluster", dir] => redis_cluster(Path::new(dir)),
-        ["deploy", check] => deploy(&root, check),
-        ["deploy", check, out] => deploy_into(&root, check, Path::new(out)),
+        #[cfg(feature = "nodes")]
+        ["metrics"] => Ok(metrics()),
+        #[cfg(feature = "nodes")]
+        ["deploy", check] => deploy(&root(), check),
+        #[cfg(feature = "nodes")]
+        ["deploy", check, out] => deploy_into(&root(), check, Path::new(out)),
         _ => Err(vec![USAGE.to_string()]),
     };
     match outcome {
@@ -64,7 +69,15 @@ fn redis_cluster(dir: &Path) -> Outcome {
     Ok(format!("{}\n{}", cluster.url(), ports.join(" ")))
 }
 
+/// The repository's root (this crate's parent directory).
+#[cfg(feature = "nodes")]
+fn root() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
+}
+
 /// One line per exported metric: its name and the node kinds exporting it.
+#[cfg(feature = "nodes")]
 fn metrics() -> String {
     let lines: Vec<String> = xtask::metrics::exported_by()
         .into_iter()
@@ -73,6 +86,7 @@ fn metrics() -> String {
     lines.join("\n")
 }
 
+#[cfg(feature = "nodes")]
 fn deploy(root: &Path, check: &str) -> Outcome {
     match check {
         "yaml" => yaml::check_all_parse(root),
@@ -85,6 +99,7 @@ fn deploy(root: &Path, check: &str) -> Outcome {
     }
 }
 
+#[cfg(feature = "nodes")]
 fn deploy_into(root: &Path, check: &str, out: &Path) -> Outcome {
     match check {
         "dashboard-rules" => {

@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use Wait::{Retry, Stop};
+
 const NODES: usize = 6;
 /// A node's cluster bus listens on its port + 10000, so ports stay below
 /// 65535 - 10000.
@@ -314,7 +316,6 @@ enum Wait {
     Retry(String),
     Stop(String),
 }
-use Wait::{Retry, Stop};
 
 /// Polls `ready` every 100 ms until it succeeds, says stop, or `timeout`
 /// passes (the last reason is the error).
