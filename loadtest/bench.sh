@@ -107,7 +107,8 @@ profiled() { # NODE — the command prefix that runs NODE, under perf when asked
 }
 # shellcheck disable=SC2046 # the prefix is words on purpose
 LISTEN_ADDR="127.0.0.1:$API_PORT" $(profiled api-node) "$API_NODE_BIN" >"$STATE/api-node.log" 2>&1 &
-PIDS+=($!)
+API_PID=$!
+PIDS+=("$API_PID")
 # ws_idle holds 190 sockets per user and ws_broadcast 10,000 of one user:
 # lift the per-user socket cap (100 by default) for this run.
 start_ws_node() {
@@ -120,7 +121,8 @@ start_ws_node
 "$BIN/floor" "127.0.0.1:$FLOOR_PORT" &
 PIDS+=($!)
 "$BIN/floor" "127.0.0.1:$READ_FLOOR_PORT" "$REDIS_URL" &
-PIDS+=($!)
+READ_FLOOR_PID=$!
+PIDS+=("$READ_FLOOR_PID")
 for url in "$API/readyz" "http://127.0.0.1:$WS_PORT/readyz" "http://127.0.0.1:$FLOOR_PORT/" "http://127.0.0.1:$READ_FLOOR_PORT/"; do
     for ((i = 0; i < 100; i++)); do curl -fsS -o /dev/null "$url" 2>/dev/null && break; sleep 0.1; done
 done
@@ -159,6 +161,18 @@ run() { # NAME COMMAND... — runs a scenario, keeping its output
     "$@" >"$RAW/$name.txt" 2>&1 || log "$name exited with status $?"
 }
 
+cpu_secs() { # PID — the CPU time (user + system, seconds) PID has used so far
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+timed() { # PID NAME COMMAND... — `run`, then adds the CPU PID used meanwhile to NAME's output
+    local pid=$1 name=$2 before
+    shift 2
+    before=$(cpu_secs "$pid")
+    run "$name" "$@"
+    [[ ! -f "$RAW/$name.txt" ]] ||
+        echo "server_cpu_seconds: $(awk -v a="$before" -v b="$(cpu_secs "$pid")" 'BEGIN { printf "%.2f", b - a }')" >>"$RAW/$name.txt"
+}
+
 run floor wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$FLOOR_PORT/"
 # The cached read against its floor in paired rounds, the order swapped each
 # round (floor first, then the read first): a one-off stall of this shared
@@ -169,9 +183,9 @@ for ((round = 1; round <= READ_ROUNDS; round++)); do
     ((round % 2)) || pair=(cached_get read_floor)
     for name in "${pair[@]}"; do
         if [[ $name == read_floor ]]; then
-            run "read_floor_r$round" wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$READ_FLOOR_PORT/"
+            timed "$READ_FLOOR_PID" "read_floor_r$round" wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$READ_FLOOR_PORT/"
         else
-            run "cached_get_r$round" wrk -t1 -c64 -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" "$API/api/tasks/$TASK"
+            timed "$API_PID" "cached_get_r$round" wrk -t1 -c64 -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" "$API/api/tasks/$TASK"
         fi
     done
 done

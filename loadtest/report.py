@@ -39,7 +39,11 @@ def wrk(name):
     pct = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     socket_errors = re.search(r"Socket errors: (.*)", text)
+    requests = re.search(r"^\s*(\d+) requests in", text, re.M)
+    cpu = re.search(r"^server_cpu_seconds: ([\d.]+)", text, re.M)
     return {
+        # The server's CPU per answered request (bench.sh's `timed`), in µs.
+        "cpu_us": float(cpu.group(1)) * 1e6 / int(requests.group(1)) if cpu and requests and int(requests.group(1)) else None,
         "rps": float(rps.group(1)) if rps else None,
         "p50": pct.get("50"),
         "p99": pct.get("99"),
@@ -101,7 +105,7 @@ def read_rounds():
         pairs = [(wrk("read_floor"), wrk("cached_get"))]
 
     def summary(runs):
-        merged = {k: median([run[k] for run in runs]) for k in ("rps", "p50", "p99")}
+        merged = {k: median([run[k] for run in runs]) for k in ("rps", "p50", "p99", "cpu_us")}
         merged["errors"] = sum(run["errors"] for run in runs)
         merged["socket_errors"] = "; ".join(run["socket_errors"] for run in runs if run["socket_errors"]) or None
         return merged
@@ -136,11 +140,11 @@ def verdict(ok):
 
 rows = []
 rows.append(("Bare hyper server, fixed JSON (64 conns) — the floor", f"{fmt(floor['rps'])} req/s", fmt(floor["p50"], 2), fmt(floor["p99"], 2), "–", "1.00", "limit"))
-rows.append(("The cached-read floor: the same server doing one Redis `GET` per request (same crate, multiplexed `ConnectionManager`; no auth, routing or metrics); median of the rounds",
+rows.append((f"The cached-read floor: the same server doing one Redis `GET` per request (same crate, multiplexed `ConnectionManager`; no auth, routing or metrics; {fmt(read_floor['cpu_us'], 1)} µs of its CPU per request); median of the rounds",
              f"{fmt(read_floor['rps'])} req/s", fmt(read_floor["p50"], 2), fmt(read_floor["p99"], 2), "–", "1.00", "limit"))
 r, p99_ratio = median(read_ratios), median(read_p99_ratios)
 rounds = ", ".join(f"{fmt(a, 2)} (p99 ×{fmt(b, 2)})" for a, b in zip(read_ratios, read_p99_ratios))
-rows.append((f"Cached `GET /api/tasks/:id` (64 conns; token, revocation, ownership and ETag checked); median of {len(read_ratios)} paired rounds: {rounds}",
+rows.append((f"Cached `GET /api/tasks/:id` (64 conns; token, revocation, ownership and ETag checked; {fmt(cached['cpu_us'], 1)} µs of api-node CPU per request); median of {len(read_ratios)} paired rounds: {rounds}",
              f"{fmt(cached['rps'])} req/s", fmt(cached["p50"], 2), fmt(cached["p99"], 2),
              "cached-read floor", f"{fmt(r, 2)}; p99 ×{fmt(p99_ratio, 2)}; ×{fmt(ratio(cached['rps'], floor['rps']), 2)} of the bare floor",
              f"≥ 0.85 with p99 ≤ 1.2× the floor's: {verdict(r is not None and r >= 0.85 and p99_ratio is not None and p99_ratio <= 1.2)}"))

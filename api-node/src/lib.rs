@@ -33,6 +33,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 mod handlers;
+pub mod http_series;
 pub mod metrics;
 pub mod models;
 pub mod passwords;

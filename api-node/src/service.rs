@@ -8,13 +8,13 @@ use std::time::Instant;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use http::{header, HeaderValue, Method, Request, StatusCode};
+use http::{header, HeaderValue, Request, StatusCode};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::handlers;
-use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+use crate::http_series::{self, UNMATCHED};
 use crate::router::Route;
 use crate::state::AppState;
 use crate::web::{BodyDeadline, Resp};
@@ -46,7 +46,7 @@ pub async fn handle(
         .unwrap_or_else(new_request_id);
     let method = req.method().clone();
     let route = Route::resolve(req.uri().path());
-    let label = route.as_ref().map_or("unmatched", Route::label);
+    let label = route.as_ref().map_or(UNMATCHED, Route::label);
     let span = tracing::info_span!(
         "request",
         id = request_id.to_str().unwrap_or("-"),
@@ -74,10 +74,7 @@ pub async fn handle(
     let status = outcome
         .as_ref()
         .map_or(StatusCode::REQUEST_TIMEOUT, Resp::status);
-    let method = method_label(&method);
-    metrics::counter!(HTTP_REQUESTS, "route" => label, "method" => method, "status" => status_label(status)).increment(1);
-    metrics::histogram!(HTTP_DURATION, "route" => label, "method" => method)
-        .record(started.elapsed().as_secs_f64());
+    http_series::record(label, &method, status, started.elapsed().as_secs_f64());
     let mut response = outcome?;
     response.headers_mut().insert(REQUEST_ID, request_id);
     if state.draining.load(Ordering::Acquire) {
@@ -95,37 +92,18 @@ fn new_request_id() -> HeaderValue {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let process = *PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::try_from(format!("{process:016x}{n:016x}")).expect("BUG: hex is a valid header")
+    let mut id = [0u8; 32];
+    hex_into(&mut id[..16], process);
+    hex_into(&mut id[16..], n);
+    HeaderValue::from_bytes(&id).expect("BUG: hex is a valid header")
 }
 
-/// The `method` label: the standard methods by name, anything else (any
-/// client can send `AAAB`) as `OTHER`, so the series stay few.
-pub fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "OTHER",
+/// Writes `value` as 16 lower-case hex digits.
+fn hex_into(out: &mut [u8], value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = DIGITS[(value >> (60 - 4 * i) & 0xf) as usize];
     }
-}
-
-/// The `status` label: the statuses this node answers with (the contract's,
-/// and 408 for a body that timed out), anything else as `other`.
-pub fn status_label(status: StatusCode) -> &'static str {
-    const KNOWN: [&str; 15] = [
-        "200", "201", "204", "400", "401", "404", "405", "408", "409", "412", "413", "415", "429",
-        "500", "503",
-    ];
-    KNOWN
-        .into_iter()
-        .find(|known| *known == status.as_str())
-        .unwrap_or("other")
 }
 
 #[cfg(test)]
@@ -133,18 +111,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn labels_have_a_fixed_set_of_values() {
-        for raw in ["AAAB", "get", "PROPFIND", "X-Y"] {
-            let method = Method::from_bytes(raw.as_bytes()).unwrap();
-            assert_eq!(method_label(&method), "OTHER", "{raw}");
-        }
-        assert_eq!(method_label(&Method::DELETE), "DELETE");
-        assert_eq!(status_label(StatusCode::IM_A_TEAPOT), "other");
-        for status in [
-            200, 201, 204, 400, 401, 404, 405, 408, 409, 412, 413, 415, 429, 500, 503,
-        ] {
-            let status = StatusCode::from_u16(status).unwrap();
-            assert_eq!(status_label(status), status.as_str());
+    fn request_ids_are_32_hex_digits_and_distinct() {
+        let mut digits = [0u8; 16];
+        hex_into(&mut digits, 0x0123_4567_89ab_cdef);
+        assert_eq!(&digits, b"0123456789abcdef");
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert_eq!(id.len(), 32);
+            assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit), "{id:?}");
         }
     }
 }

@@ -207,6 +207,42 @@ async fn reads_are_served_from_postgresql_while_redis_is_down() {
     missing.assert_error(404, "NOT_FOUND");
 }
 
+/// A Redis that holds its connections open and answers nothing (a hung
+/// host, a full network buffer) costs each request at most the Redis
+/// timeout (250 ms in tests): every call is bounded by the node itself.
+#[tokio::test]
+async fn reads_and_writes_are_answered_within_the_timeout_while_redis_hangs() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::spawn_with(|c| c.redis_url = redis.url()).await;
+    let user = app.register().await;
+    let task = app
+        .create_task(&user, json!({ "title": "still there", "priority": 3 }))
+        .await;
+    let id = id_of(&task);
+    until_hit(&app, &user, &id).await;
+
+    redis.freeze();
+    let started = std::time::Instant::now();
+    let read = app.get(&task_path(&id), &user.token).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body, task);
+    assert_eq!(read.header("x-cache"), Some("MISS"));
+    let created = app
+        .post(
+            "/api/tasks",
+            Some(&user.token),
+            json!({ "title": "written meanwhile" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let elapsed = started.elapsed();
+    redis.thaw();
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "a read and a write took {elapsed:?} against a hung Redis"
+    );
+}
+
 #[tokio::test]
 async fn writes_succeed_while_redis_is_down_and_are_read_back() {
     let mut redis = RedisServer::start().await;

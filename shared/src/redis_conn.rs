@@ -172,7 +172,13 @@ impl RedisConn {
             RedisTarget::Single(info) => {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
+                    // No timer of its own per command: every call is
+                    // bounded by ours (`bounded`), which also covers a
+                    // reconnect. A response timeout would not make it
+                    // reconnect either (a timed-out reply is not a dropped
+                    // connection), so it would only add a second timer to
+                    // every cached read.
+                    .set_response_timeout(None)
                     .set_number_of_retries(1)
                     .set_min_delay(Duration::from_millis(10))
                     .set_max_delay(Duration::from_millis(100));

@@ -19,8 +19,16 @@ impl RedisKeys {
     }
 
     /// The cached JSON of one task of its owner's.
+    /// (Built by hand, not with `format!`: every cached read names one.)
     pub fn task(&self, user_id: Uuid, task_id: Uuid) -> String {
-        format!("{}:{{{user_id}}}:task:{task_id}", self.namespace)
+        let mut buf = Uuid::encode_buffer();
+        let mut key = String::with_capacity(self.namespace.len() + 84);
+        key.push_str(&self.namespace);
+        key.push_str(":{");
+        key.push_str(user_id.hyphenated().encode_lower(&mut buf));
+        key.push_str("}:task:");
+        key.push_str(task_id.hyphenated().encode_lower(&mut buf));
+        key
     }
 
     /// A reader's lease on filling one task's cache slot (see the
@@ -74,6 +82,13 @@ mod tests {
             RedisKeys::new("other").user_of_events_channel(channel.as_bytes()),
             None
         );
+    }
+
+    #[test]
+    fn task_keys_are_namespace_owner_tag_and_id() {
+        let keys = RedisKeys::new("ns");
+        let (user, task) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(keys.task(user, task), format!("ns:{{{user}}}:task:{task}"));
     }
 
     #[test]
