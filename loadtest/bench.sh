@@ -243,10 +243,10 @@ done
 # subscribed (write_capacity: its writes' p99 under 10 ms).
 sleep 2
 run write_capacity "$BIN/loadgen" capacity --api "$API" --conns 0 --users 1000 \
-    --rates "${WS_CAPACITY_RATES:-500,1000,1250,1500,1750,2000,2250,2500,3000}" --secs "$SECS"
+    --rates "${WS_CAPACITY_RATES:-500,750,1000,1125,1250,1375,1500,1625,1750,1875,2000,2250,2500,3000}" --secs "$SECS"
 sleep 2
 run ws_capacity "$BIN/loadgen" capacity --api "$API" --ws "ws://127.0.0.1:$WS_PORT/ws/updates" \
-    --conns 2000 --users 1000 --rates "${WS_CAPACITY_RATES:-500,1000,1250,1500,1750,2000,2250,2500,3000}" --secs "$SECS" --pid "$WS_PID"
+    --conns 2000 --users 1000 --rates "${WS_CAPACITY_RATES:-500,750,1000,1125,1250,1375,1500,1625,1750,1875,2000,2250,2500,3000}" --secs "$SECS" --pid "$WS_PID"
 
 # Events through Redis alone (issue 12): published as the api-node does and
 # received by the ws-node's own broker, one Redis against a throwaway Redis

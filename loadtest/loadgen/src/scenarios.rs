@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -327,6 +327,98 @@ pub async fn broadcast(args: &Args) -> anyhow::Result<bool> {
 /// same writer against the write path alone, a step passing when no write
 /// failed and the writes' send-to-answer p99 is under 10 ms. The two side
 /// by side say what the fan-out costs the writer, measured the same way.
+/// One capacity step's writes: `writes` tasks at `rate` per second, task
+/// numbers from `first_task` on.
+struct WriteStep {
+    rate: u64,
+    writes: usize,
+    first_task: u64,
+}
+
+/// What one step's writer saw.
+struct StepWrites {
+    /// Each answered write, ms from when it was due to its answer.
+    write_ms: Vec<i64>,
+    failures: usize,
+    /// Writes per user (by index).
+    written: Vec<u64>,
+    /// Writes per second reached.
+    achieved: f64,
+}
+
+/// The capacity steps' writer, on a thread and a runtime of its own, so
+/// that the 2,000 socket readers on the main runtime neither delay when a
+/// write is sent nor when its answer is timed (only the OS schedules the
+/// two, as it would two client machines' worth of work).
+fn spawn_writer(
+    api: String,
+    users: Vec<User>,
+) -> tokio::sync::mpsc::UnboundedSender<(WriteStep, oneshot::Sender<StepWrites>)> {
+    let (tx, mut rx) =
+        tokio::sync::mpsc::unbounded_channel::<(WriteStep, oneshot::Sender<StepWrites>)>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the writer");
+        runtime.block_on(async move {
+            let http = reqwest::Client::new();
+            while let Some((step, done)) = rx.recv().await {
+                let _ = done.send(write_step(&http, &api, &users, step).await);
+            }
+        });
+    });
+    tx
+}
+
+/// Sends one step's writes on schedule (open loop, at most 64 in flight).
+async fn write_step(
+    http: &reqwest::Client,
+    api: &str,
+    users: &[User],
+    step: WriteStep,
+) -> StepWrites {
+    let mut written = vec![0u64; users.len()];
+    let in_flight = Arc::new(Semaphore::new(64));
+    let mut writers = JoinSet::new();
+    let started = Instant::now();
+    for n in 0..step.writes {
+        let due = started + Duration::from_secs_f64(n as f64 / step.rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
+        let (http, api, user) = (http.clone(), api.to_owned(), users[n % users.len()].clone());
+        written[n % users.len()] += 1;
+        let task = step.first_task + n as u64;
+        writers.spawn(async move {
+            // Send to answer, from when it was due (time waiting for an
+            // in-flight slot counts).
+            let ok = client::create_task(&http, &api, &user, task, false)
+                .await
+                .is_ok();
+            drop(permit);
+            (ok, due.elapsed().as_millis() as i64)
+        });
+    }
+    let mut failures = 0;
+    let mut write_ms = Vec::with_capacity(step.writes);
+    while let Some(done) = writers.join_next().await {
+        match done {
+            Ok((true, ms)) => write_ms.push(ms),
+            _ => failures += 1,
+        }
+    }
+    StepWrites {
+        write_ms,
+        failures,
+        written,
+        achieved: step.writes as f64 / started.elapsed().as_secs_f64(),
+    }
+}
+
 pub async fn capacity(args: &Args) -> anyhow::Result<bool> {
     let http = reqwest::Client::new();
     let conns = args.number("conns", 2000) as usize;
@@ -354,6 +446,7 @@ pub async fn capacity(args: &Args) -> anyhow::Result<bool> {
         readers.spawn(read_events(ws, tally.clone(), stopped.clone(), true));
     }
     let node_pid = args.number("pid", 0) as u32;
+    let writer = spawn_writer(args.api(), users.clone());
     let mut steps = Vec::new();
     let mut best: Option<(u64, f64)> = None;
     let mut next_task = 0u64;
@@ -376,40 +469,20 @@ pub async fn capacity(args: &Args) -> anyhow::Result<bool> {
         };
         let (server_before, fanout_before) = (writes_timed().await, sends_timed().await);
         let writes = (rate * secs) as usize;
-        let mut written = vec![0u64; users.len()];
-        let in_flight = Arc::new(Semaphore::new(64));
-        let mut writers = JoinSet::new();
-        let started = Instant::now();
-        for n in 0..writes {
-            let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
-            tokio::time::sleep_until(due.into()).await;
-            let permit = in_flight
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore open");
-            let (http, api, user) = (http.clone(), args.api(), users[n % users.len()].clone());
-            written[n % users.len()] += 1;
-            let task = next_task;
-            next_task += 1;
-            writers.spawn(async move {
-                // Send to answer, from when it was due (time waiting for
-                // an in-flight slot counts).
-                let ok = client::create_task(&http, &api, &user, task, false)
-                    .await
-                    .is_ok();
-                drop(permit);
-                (ok, due.elapsed().as_millis() as i64)
-            });
-        }
-        let mut write_failures = 0;
-        let mut write_ms = Vec::with_capacity(writes);
-        while let Some(done) = writers.join_next().await {
-            match done {
-                Ok((true, ms)) => write_ms.push(ms),
-                _ => write_failures += 1,
-            }
-        }
+        let (done, answer) = oneshot::channel();
+        let step = WriteStep {
+            rate,
+            writes,
+            first_task: next_task,
+        };
+        writer.send((step, done)).expect("the writer thread runs");
+        next_task += writes as u64;
+        let StepWrites {
+            mut write_ms,
+            failures: write_failures,
+            written,
+            achieved,
+        } = answer.await.expect("the writer thread answers");
         write_ms.sort_unstable();
         let write_p99 = percentile(&write_ms, 0.99);
         // Where the writes' tail is: the share over 10 ms as the writer saw
@@ -422,7 +495,6 @@ pub async fn capacity(args: &Args) -> anyhow::Result<bool> {
             })
         };
         let server_slow = slow_share(writes_timed().await, server_before);
-        let achieved = writes as f64 / started.elapsed().as_secs_f64();
         let expected: u64 = written
             .iter()
             .zip(&conns_per_user)
