@@ -15,6 +15,10 @@
 pub mod api;
 pub mod ws;
 
+use std::io::{Read, Write};
+use std::process::Child;
+use std::time::Duration;
+
 /// A port free on 127.0.0.1 now, for a server the test starts itself (the
 /// operating system picks it; a test binds it soon after).
 pub fn free_port() -> u16 {
@@ -23,4 +27,52 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("a bound listener has an address")
         .port()
+}
+
+/// Waits until the server `child` listens on `port`: `request` sent there
+/// is answered with bytes that contain `expect`. A bare connect would not
+/// do: the port is only free when [`free_port`] looked, so another process
+/// may hold it (and our server exit on a failed bind), and a connect to a
+/// port nobody listens on can even meet itself (TCP simultaneous open).
+/// Gives `false` as soon as the child has exited, or after about 10 s.
+pub async fn wait_until_serving(
+    child: &mut Child,
+    port: u16,
+    request: &[u8],
+    expect: &[u8],
+) -> bool {
+    for _ in 0..500 {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
+        if answers(port, request, expect) && matches!(child.try_wait(), Ok(None)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// One short blocking exchange on 127.0.0.1:`port` (tests only).
+fn answers(port: u16, request: &[u8], expect: &[u8]) -> bool {
+    let exchange = || -> std::io::Result<bool> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+        stream.write_all(request)?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while got.len() < 4096 {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.windows(expect.len()).any(|w| w == expect) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    exchange().unwrap_or(false)
 }

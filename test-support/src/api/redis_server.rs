@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::free_port;
+use crate::{free_port, wait_until_serving};
 
 pub struct RedisServer {
     pub port: u16,
@@ -12,23 +12,43 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// Starts on a port free when it looks, on another one if a process
+    /// took that port before the server could bind it.
     pub async fn start() -> Self {
-        let mut server = Self {
-            port: free_port(),
-            child: None,
-        };
-        server.restart().await;
-        server
+        for _ in 0..5 {
+            let mut server = Self {
+                port: free_port(),
+                child: None,
+            };
+            if server.spawn().await {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports (set REDIS_SERVER_BIN)");
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Starts (again) on the same port, and waits until it answers.
+    /// Starts again on the same port (after [`Self::stop`]), and waits until
+    /// it answers; retries while the port is still held (a client's socket
+    /// of the old server may linger on it for a moment).
     pub async fn restart(&mut self) {
+        for _ in 0..50 {
+            if self.spawn().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("redis-server did not start again on port {}", self.port);
+    }
+
+    /// Spawns the server and waits until it is the one answering PING on
+    /// the port; false (and no child) if it exited, e.g. on a failed bind.
+    async fn spawn(&mut self) -> bool {
         let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .args([
                 "--port",
                 &self.port.to_string(),
@@ -43,14 +63,13 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts (set REDIS_SERVER_BIN)");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if wait_until_serving(&mut child, self.port, b"PING\r\n", b"+PONG\r\n").await {
+            self.child = Some(child);
+            return true;
         }
-        panic!("redis-server did not start on port {}", self.port);
+        let _ = child.kill();
+        let _ = child.wait();
+        false
     }
 
     /// Freezes the server (SIGSTOP): its connections stay open and nothing

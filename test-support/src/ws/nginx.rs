@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 pub struct Nginx {
     pub port: u16,
@@ -53,42 +52,46 @@ impl Nginx {
     pub async fn start_with(
         api_ports: &[u16],
         ws_ports: &[u16],
-        adjust: impl FnOnce(String) -> String,
+        adjust: impl Fn(String) -> String,
     ) -> Self {
-        let port = crate::free_port();
-        let dir =
-            std::env::temp_dir().join(format!("nginx-test-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let conf = adjust(render(
-            &format!("127.0.0.1:{port}"),
-            api_ports,
-            ws_ports,
-            &dir,
-        ));
-        let conf_path = dir.join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let bin = std::env::var("NGINX_BIN").unwrap_or_else(|_| "/usr/sbin/nginx".into());
-        let mut child = Command::new(bin)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nginx starts (apt-get install nginx, or set NGINX_BIN)");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        // A port free when we look may be taken before nginx binds it:
+        // then nginx exits, and we try again on another.
+        for _ in 0..5 {
+            let port = crate::free_port();
+            let dir =
+                std::env::temp_dir().join(format!("nginx-test-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let conf = adjust(render(
+                &format!("127.0.0.1:{port}"),
+                api_ports,
+                ws_ports,
+                &dir,
+            ));
+            let conf_path = dir.join("nginx.conf");
+            std::fs::write(&conf_path, conf).unwrap();
+            let bin = std::env::var("NGINX_BIN").unwrap_or_else(|_| "/usr/sbin/nginx".into());
+            let mut child = Command::new(bin)
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(&conf_path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("nginx starts (apt-get install nginx, or set NGINX_BIN)");
+            // /metrics is answered by nginx itself (404), never upstream.
+            let probe = b"GET /metrics HTTP/1.0\r\nHost: probe\r\n\r\n";
+            if crate::wait_until_serving(&mut child, port, probe, b"Server: nginx").await {
                 return Self { port, dir, child };
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!(
+                "nginx did not start on port {port}; see {}",
+                dir.join("error.log").display()
+            );
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "nginx did not start; see {}",
-            dir.join("error.log").display()
-        );
+        panic!("nginx did not start on any of 5 free ports");
     }
 
     pub fn base(&self) -> String {
