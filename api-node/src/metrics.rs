@@ -1,6 +1,10 @@
 //! Prometheus metrics: the one place that names them (those both node
 //! kinds export, such as `dependency_up`, are named in `shared::metrics`).
 
+use std::sync::LazyLock;
+
+use metrics::Counter;
+
 shared::metric_names! {
     /// Requests answered, by `route`, `method` and `status`.
     HTTP_REQUESTS = "http_requests_total";
@@ -35,6 +39,16 @@ shared::metric_names! {
 
 /// The values of the `limit` label of [`RATE_LIMITED`].
 pub const RATE_LIMITS: [&str; 3] = ["login_email", "login_client", "register_client"];
+
+/// Counts a cache lookup of a task (handles looked up once: every cached
+/// read counts one).
+pub fn count_cache_lookup(hit: bool) {
+    static HIT: LazyLock<Counter> =
+        LazyLock::new(|| metrics::counter!(CACHE_LOOKUPS, "result" => "hit"));
+    static MISS: LazyLock<Counter> =
+        LazyLock::new(|| metrics::counter!(CACHE_LOOKUPS, "result" => "miss"));
+    if hit { &HIT } else { &MISS }.increment(1);
+}
 
 /// Records the pool's state; called when metrics are scraped.
 pub fn record_pool(pool: &deadpool_postgres::Pool) {

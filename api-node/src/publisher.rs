@@ -4,6 +4,7 @@
 //! owner's slot. The same function serves the write path
 //! and the relay, so a republished event has exactly the same effects.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +49,9 @@ pub struct Publisher {
     /// the write; a retry loop clears them within ~100 ms of Redis being
     /// reachable again (the relay covers other nodes and crashes).
     pending: Arc<Mutex<Vec<OutboxEvent>>>,
+    /// `pending`'s length, kept under its lock: every cached read asks
+    /// [`Publisher::has_pending`], and a load is cheaper than the lock.
+    pending_len: Arc<AtomicUsize>,
 }
 
 impl Publisher {
@@ -65,6 +69,7 @@ impl Publisher {
                 cache,
                 published,
                 pending: Arc::default(),
+                pending_len: Arc::default(),
             },
             rx,
         )
@@ -81,6 +86,7 @@ impl Publisher {
                 let mut pending = self.pending.lock().expect("BUG: pending lock poisoned");
                 let room = MAX_PENDING.saturating_sub(pending.len());
                 pending.extend(events.iter().take(room).cloned());
+                self.pending_len.store(pending.len(), Ordering::SeqCst);
             }
         }
     }
@@ -95,11 +101,7 @@ impl Publisher {
 
     /// Whether a write of this node has not reached Redis yet.
     pub fn has_pending(&self) -> bool {
-        !self
-            .pending
-            .lock()
-            .expect("BUG: pending lock poisoned")
-            .is_empty()
+        self.pending_len.load(Ordering::SeqCst) > 0
     }
 
     /// Retries this node's failed publishes until the sender side is gone.
@@ -115,10 +117,9 @@ impl Publisher {
             };
             if !batch.is_empty() && self.put_on_redis(&batch).await.is_ok() {
                 self.mark_later(&batch);
-                self.pending
-                    .lock()
-                    .expect("BUG: pending lock poisoned")
-                    .drain(..batch.len());
+                let mut pending = self.pending.lock().expect("BUG: pending lock poisoned");
+                pending.drain(..batch.len());
+                self.pending_len.store(pending.len(), Ordering::SeqCst);
             }
             // This task holds the last handle once the node is gone.
             if Arc::strong_count(&self.pending) == 1 {

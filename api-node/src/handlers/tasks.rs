@@ -11,7 +11,7 @@ use crate::db::tasks;
 use crate::domain::list_query::ListQuery;
 use crate::domain::task_input::{NewTask, TaskPatch};
 use crate::error::ApiError;
-use crate::metrics::CACHE_LOOKUPS;
+use crate::metrics::count_cache_lookup;
 use crate::models::Task;
 use crate::state::AppState;
 use crate::task_writes;
@@ -68,7 +68,7 @@ pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Resu
     };
     match lookup {
         Lookup::Hit(cached) => {
-            metrics::counter!(CACHE_LOOKUPS, "result" => "hit").increment(1);
+            count_cache_lookup(true);
             let response = match cached {
                 Cached::Task {
                     user_id,
@@ -87,7 +87,7 @@ pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Resu
             ))
         }
         Lookup::Miss(lease) => {
-            metrics::counter!(CACHE_LOOKUPS, "result" => "miss").increment(1);
+            count_cache_lookup(false);
             let client = state.pool.get().await?;
             let task = tasks::get(&client, caller.id, id)
                 .await?
