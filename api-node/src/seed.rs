@@ -58,7 +58,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
                 serde_json::json!({ "title": title, "status": status, "priority": priority });
             let new = NewTask::parse(body.as_object().cloned().unwrap_or_default())
                 .map_err(|err| anyhow::anyhow!("BUG: demo task is invalid: {err}"))?;
-            task_writes::create(&pool, &publisher, user.id, &new)
+            task_writes::create(&pool, &publisher, user.id, new)
                 .await
                 .map_err(|err| anyhow::anyhow!("seeding tasks: {err}"))?;
         }

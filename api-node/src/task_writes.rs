@@ -11,6 +11,14 @@
 //! write takes the owner's row lock before any task's, so two writes never
 //! wait on each other in opposite orders. If any statement fails, the
 //! transaction is rolled back before the connection returns to the pool.
+//!
+//! Each write runs on a task of its own, to its end, whatever happens to the
+//! request that asked for it: hyper drops a request's future when its client
+//! hangs up, and a write stopped between two awaits would leave its
+//! transaction open on a pooled connection, holding the owner's row lock
+//! (the user's next writes would wait on it, or commit its half).
+
+use std::future::Future;
 
 use deadpool_postgres::{Client, Pool};
 use shared::events::{event_json, EventKind};
@@ -30,17 +38,21 @@ pub async fn create(
     pool: &Pool,
     publisher: &Publisher,
     user_id: Uuid,
-    new: &NewTask,
+    new: NewTask,
 ) -> Result<Task, ApiError> {
-    let client = pool.get().await?;
-    let written = async {
-        let seq = begin_with_seq(&client, user_id).await?;
-        let task = tasks::insert(&client, user_id, new).await?;
-        commit_task(&client, seq, EventKind::Created, task).await
-    };
-    let (task, event) = or_rollback(&client, written.await).await?;
-    publisher.publish(&[event]).await;
-    Ok(task)
+    let (pool, publisher) = (pool.clone(), publisher.clone());
+    to_the_end(async move {
+        let client = pool.get().await?;
+        let written = async {
+            let seq = begin_with_seq(&client, user_id).await?;
+            let task = tasks::insert(&client, user_id, &new).await?;
+            commit_task(&client, seq, EventKind::Created, task).await
+        };
+        let (task, event) = or_rollback(&client, written.await).await?;
+        publisher.publish(&[event]).await;
+        Ok(task)
+    })
+    .await
 }
 
 /// Updates a task.
@@ -49,20 +61,24 @@ pub async fn update(
     publisher: &Publisher,
     user_id: Uuid,
     id: Uuid,
-    patch: &TaskPatch,
+    patch: TaskPatch,
     precondition: Precondition,
 ) -> Result<Task, ApiError> {
-    let client = pool.get().await?;
-    let written = async {
-        // If the task is not changed after all, the rollback returns the seq.
-        let seq = begin_with_seq(&client, user_id).await?;
-        let task =
-            changed(tasks::update(&client, user_id, id, patch, precondition.version()).await?)?;
-        commit_task(&client, seq, EventKind::Updated, task).await
-    };
-    let (task, event) = or_rollback(&client, written.await).await?;
-    publisher.publish(&[event]).await;
-    Ok(task)
+    let (pool, publisher) = (pool.clone(), publisher.clone());
+    to_the_end(async move {
+        let client = pool.get().await?;
+        let written = async {
+            // If the task is not changed after all, the rollback returns the seq.
+            let seq = begin_with_seq(&client, user_id).await?;
+            let version = precondition.version();
+            let task = changed(tasks::update(&client, user_id, id, &patch, version).await?)?;
+            commit_task(&client, seq, EventKind::Updated, task).await
+        };
+        let (task, event) = or_rollback(&client, written.await).await?;
+        publisher.publish(&[event]).await;
+        Ok(task)
+    })
+    .await
 }
 
 /// Deletes a task.
@@ -73,25 +89,45 @@ pub async fn delete(
     id: Uuid,
     precondition: Precondition,
 ) -> Result<(), ApiError> {
-    let client = pool.get().await?;
-    let written = async {
-        let seq = begin_with_seq(&client, user_id).await?;
-        let deleted_at =
-            changed(tasks::delete(&client, user_id, id, precondition.version()).await?)?;
-        let task_json = format!(r#"{{"id":"{id}"}}"#);
-        record_and_commit(
-            &client,
-            user_id,
-            seq,
-            (EventKind::Deleted, id, None),
-            deleted_at.timestamp_millis(),
-            &task_json,
-        )
-        .await
-    };
-    let event = or_rollback(&client, written.await).await?;
-    publisher.publish(&[event]).await;
-    Ok(())
+    let (pool, publisher) = (pool.clone(), publisher.clone());
+    to_the_end(async move {
+        let client = pool.get().await?;
+        let written = async {
+            let seq = begin_with_seq(&client, user_id).await?;
+            let version = precondition.version();
+            let deleted_at = changed(tasks::delete(&client, user_id, id, version).await?)?;
+            let task_json = format!(r#"{{"id":"{id}"}}"#);
+            record_and_commit(
+                &client,
+                user_id,
+                seq,
+                (EventKind::Deleted, id, None),
+                deleted_at.timestamp_millis(),
+                &task_json,
+            )
+            .await
+        };
+        let event = or_rollback(&client, written.await).await?;
+        publisher.publish(&[event]).await;
+        Ok(())
+    })
+    .await
+}
+
+/// Runs `write` on a task of its own and waits for it: if the caller is
+/// dropped meanwhile, the write still commits or rolls back, and publishes.
+async fn to_the_end<T: Send + 'static>(
+    write: impl Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::spawn(write).await {
+        Ok(result) => result,
+        // A panic in the write is the request's panic, as if run inline.
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // Cancelled: only when the runtime itself is shutting down.
+        Err(_) => Err(ApiError::Unavailable(
+            "the node is shutting down".to_owned(),
+        )),
+    }
 }
 
 /// The change, or the contract's error for why nothing changed.

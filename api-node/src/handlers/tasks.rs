@@ -110,7 +110,7 @@ pub async fn create(state: &AppState, req: Request<Incoming>) -> Result<Resp, Ap
     let caller = authenticate(state, &req)?;
     no_query(&req)?;
     let new = NewTask::parse(web::json_object(req).await?)?;
-    let task = task_writes::create(&state.pool, &state.publisher, caller.id, &new).await?;
+    let task = task_writes::create(&state.pool, &state.publisher, caller.id, new).await?;
     let location = format!("/api/tasks/{}", task.id);
     Ok(web::with_header(
         task_response(StatusCode::CREATED, &task),
@@ -135,7 +135,7 @@ pub async fn update(
         &state.publisher,
         caller.id,
         id,
-        &patch,
+        patch,
         precondition,
     )
     .await?;
