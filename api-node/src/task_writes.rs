@@ -18,9 +18,8 @@
 //! transaction open on a pooled connection, holding the owner's row lock
 //! (the user's next writes would wait on it, or commit its half).
 
-use std::future::Future;
-
 use deadpool_postgres::{Client, Pool};
+use futures_util::future::BoxFuture;
 use shared::events::{event_json, EventKind};
 use uuid::Uuid;
 
@@ -40,17 +39,12 @@ pub async fn create(
     user_id: Uuid,
     new: NewTask,
 ) -> Result<Task, ApiError> {
-    let (pool, publisher) = (pool.clone(), publisher.clone());
-    to_the_end(async move {
-        let client = pool.get().await?;
-        let written = async {
-            let seq = begin_with_seq(&client, user_id).await?;
-            let task = tasks::insert(&client, user_id, &new).await?;
-            commit_task(&client, seq, EventKind::Created, task).await
-        };
-        let (task, event) = or_rollback(&client, written.await).await?;
-        publisher.publish(&[event]).await;
-        Ok(task)
+    to_the_end(pool, publisher, move |client| {
+        Box::pin(async move {
+            let seq = begin_with_seq(client, user_id).await?;
+            let task = tasks::insert(client, user_id, &new).await?;
+            commit_task(client, seq, EventKind::Created, task).await
+        })
     })
     .await
 }
@@ -64,19 +58,14 @@ pub async fn update(
     patch: TaskPatch,
     precondition: Precondition,
 ) -> Result<Task, ApiError> {
-    let (pool, publisher) = (pool.clone(), publisher.clone());
-    to_the_end(async move {
-        let client = pool.get().await?;
-        let written = async {
+    to_the_end(pool, publisher, move |client| {
+        Box::pin(async move {
             // If the task is not changed after all, the rollback returns the seq.
-            let seq = begin_with_seq(&client, user_id).await?;
+            let seq = begin_with_seq(client, user_id).await?;
             let version = precondition.version();
-            let task = changed(tasks::update(&client, user_id, id, &patch, version).await?)?;
-            commit_task(&client, seq, EventKind::Updated, task).await
-        };
-        let (task, event) = or_rollback(&client, written.await).await?;
-        publisher.publish(&[event]).await;
-        Ok(task)
+            let task = changed(tasks::update(client, user_id, id, &patch, version).await?)?;
+            commit_task(client, seq, EventKind::Updated, task).await
+        })
     })
     .await
 }
@@ -89,36 +78,46 @@ pub async fn delete(
     id: Uuid,
     precondition: Precondition,
 ) -> Result<(), ApiError> {
-    let (pool, publisher) = (pool.clone(), publisher.clone());
-    to_the_end(async move {
-        let client = pool.get().await?;
-        let written = async {
-            let seq = begin_with_seq(&client, user_id).await?;
+    to_the_end(pool, publisher, move |client| {
+        Box::pin(async move {
+            let seq = begin_with_seq(client, user_id).await?;
             let version = precondition.version();
-            let deleted_at = changed(tasks::delete(&client, user_id, id, version).await?)?;
+            let deleted_at = changed(tasks::delete(client, user_id, id, version).await?)?;
             let task_json = format!(r#"{{"id":"{id}"}}"#);
-            record_and_commit(
-                &client,
+            let event = record_and_commit(
+                client,
                 user_id,
                 seq,
                 (EventKind::Deleted, id, None),
                 deleted_at.timestamp_millis(),
                 &task_json,
             )
-            .await
-        };
-        let event = or_rollback(&client, written.await).await?;
-        publisher.publish(&[event]).await;
-        Ok(())
+            .await?;
+            Ok(((), event))
+        })
     })
     .await
 }
 
-/// Runs `write` on a task of its own and waits for it: if the caller is
-/// dropped meanwhile, the write still commits or rolls back, and publishes.
+/// What a write's transaction yields: its result and the event it committed.
+type Written<T> = Result<(T, OutboxEvent), ApiError>;
+
+/// Runs one write on a task of its own and waits for it: the transaction
+/// (`statements`, rolled back if they fail), then the publish of its event.
+/// If the caller is dropped meanwhile, the write still ends as one unit.
 async fn to_the_end<T: Send + 'static>(
-    write: impl Future<Output = Result<T, ApiError>> + Send + 'static,
+    pool: &Pool,
+    publisher: &Publisher,
+    statements: impl for<'c> FnOnce(&'c Client) -> BoxFuture<'c, Written<T>> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let (pool, publisher) = (pool.clone(), publisher.clone());
+    let write = async move {
+        let client = pool.get().await?;
+        let written = statements(&client).await;
+        let (value, event) = or_rollback(&client, written).await?;
+        publisher.publish(&[event]).await;
+        Ok(value)
+    };
     match tokio::spawn(write).await {
         Ok(result) => result,
         // A panic in the write is the request's panic, as if run inline.
