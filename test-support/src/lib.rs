@@ -15,9 +15,10 @@
 pub mod api;
 pub mod ws;
 
-use std::io::{Read, Write};
 use std::process::Child;
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A port free on 127.0.0.1 now, for a server the test starts itself (the
 /// operating system picks it; a test binds it soon after).
@@ -45,7 +46,7 @@ pub async fn wait_until_serving(
         if !matches!(child.try_wait(), Ok(None)) {
             return false;
         }
-        if answers(port, request, expect) && matches!(child.try_wait(), Ok(None)) {
+        if answers(port, request, expect).await && matches!(child.try_wait(), Ok(None)) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -53,17 +54,15 @@ pub async fn wait_until_serving(
     false
 }
 
-/// One short blocking exchange on 127.0.0.1:`port` (tests only).
-fn answers(port: u16, request: &[u8], expect: &[u8]) -> bool {
-    let exchange = || -> std::io::Result<bool> {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
-        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
-        stream.write_all(request)?;
+/// One short exchange on 127.0.0.1:`port`, bounded to 700 ms.
+async fn answers(port: u16, request: &[u8], expect: &[u8]) -> bool {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.write_all(request).await?;
         let mut got = Vec::new();
         let mut buf = [0u8; 512];
         while got.len() < 4096 {
-            let n = stream.read(&mut buf)?;
+            let n = stream.read(&mut buf).await?;
             if n == 0 {
                 break;
             }
@@ -72,7 +71,10 @@ fn answers(port: u16, request: &[u8], expect: &[u8]) -> bool {
                 return Ok(true);
             }
         }
-        Ok(false)
+        Ok::<_, std::io::Error>(false)
     };
-    exchange().unwrap_or(false)
+    matches!(
+        tokio::time::timeout(Duration::from_millis(700), exchange).await,
+        Ok(Ok(true))
+    )
 }
