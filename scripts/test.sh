@@ -24,6 +24,7 @@
 # Other knobs:
 #   TEST_CMD='...'     run `bash -c "$TEST_CMD"` instead of lint + cargo test
 #   KEEP_TEST_STATE=1  keep .local/test-PID (logs) after the run (processes are still stopped)
+#   CARGO_INCREMENTAL  0 unless set (set 1 when iterating on one tree)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,6 +49,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Incremental caches only pay when the same tree is rebuilt again and again;
+# on a clean clone (CI, a first run) they are gigabytes of dead weight.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# A full run needs a few GB (one debug build of the workspace and its ~50
+# test binaries): say so up front rather than fail mid-link.
+avail_kb=$(df -Pk "$REPO" | awk 'NR == 2 { print $4 }')
+echo "[test] free disk where the build goes: $((avail_kb / 1024)) MB" >&2
+if ((avail_kb < 3 * 1024 * 1024)); then
+    echo "[test] WARNING: under 3 GB free; the build may run out of space" >&2
+fi
 
 ensure_packages nginx curl prometheus
 # Python's websockets: a client we did not write, for the compression test.
