@@ -16,7 +16,8 @@
 # - one argon2 hash (loadgen's `hash_time`): login limit = cores / hash time.
 #
 #   BENCH_SECS=10      seconds per HTTP scenario
-#   BENCH_READ_ROUNDS=3  paired rounds of the cached read and its floor
+#   BENCH_READ_ROUNDS=5  paired rounds of the cached read and its floor (each
+#                      with an A/A pair: the floor against a twin of itself)
 #   BENCH_WRITE_ROUNDS=3 paired rounds of POST /api/tasks and pgbench's write
 #   WS_IDLE_CONNS=19000  idle sockets (the process fd limit here is 20,000)
 #   WS_FANOUT_CONNS=10000 WS_FANOUT_USERS=1000 WS_FANOUT_RATE=500
@@ -36,7 +37,7 @@ cd "$REPO"
 source "$REPO/scripts/services.sh"
 
 SECS="${BENCH_SECS:-10}"
-READ_ROUNDS="${BENCH_READ_ROUNDS:-3}"
+READ_ROUNDS="${BENCH_READ_ROUNDS:-5}"
 WRITE_ROUNDS="${BENCH_WRITE_ROUNDS:-3}"
 STATE="$REPO/.local/bench-$$"
 RESULTS="$REPO/loadtest/results"
@@ -49,7 +50,7 @@ fi
 BIN="$REPO/target/release"
 # Another api-node build to measure (an A/B of one change, with BENCH_ONLY).
 API_NODE_BIN="${BENCH_API_NODE_BIN:-$BIN/api-node}"
-API_PORT=38081 WS_PORT=38091 FLOOR_PORT=38999 READ_FLOOR_PORT=38998
+API_PORT=38081 WS_PORT=38091 FLOOR_PORT=38999 READ_FLOOR_PORT=38998 TWIN_PORT=38997
 API="http://127.0.0.1:$API_PORT"
 PIDS=()
 
@@ -125,7 +126,12 @@ PIDS+=($!)
 "$BIN/floor" "127.0.0.1:$READ_FLOOR_PORT" "$REDIS_URL" &
 READ_FLOOR_PID=$!
 PIDS+=("$READ_FLOOR_PID")
-for url in "$API/readyz" "http://127.0.0.1:$WS_PORT/readyz" "http://127.0.0.1:$FLOOR_PORT/" "http://127.0.0.1:$READ_FLOOR_PORT/"; do
+# A second copy of the cached-read floor: the A/A pair that shows how far
+# two identical servers' figures drift apart here, round to round.
+"$BIN/floor" "127.0.0.1:$TWIN_PORT" "$REDIS_URL" &
+TWIN_PID=$!
+PIDS+=("$TWIN_PID")
+for url in "$API/readyz" "http://127.0.0.1:$WS_PORT/readyz" "http://127.0.0.1:$FLOOR_PORT/" "http://127.0.0.1:$READ_FLOOR_PORT/" "http://127.0.0.1:$TWIN_PORT/"; do
     for ((i = 0; i < 100; i++)); do curl -fsS -o /dev/null "$url" 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -155,8 +161,11 @@ sed -e "s/@TASK@/$TASK/" -e "s/@USER@/00000000-0000-0000-0000-000000000001/" \
 run() { # NAME COMMAND... — runs a scenario, keeping its output
     local name=$1
     shift
-    # A round's name (cached_get_r2) is selected by its scenario's (cached_get).
-    if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" ${name%_r[0-9]*} "* ]]; then
+    # A round's name (cached_get_r2) is selected by its scenario's (cached_get);
+    # the floor's twin (read_floor_twin_r2) comes with the floor.
+    local scenario=${name%_r[0-9]*}
+    scenario=${scenario%_twin}
+    if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" $scenario "* ]]; then
         return 0
     fi
     log "$name"
@@ -179,13 +188,16 @@ run floor wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$FLOOR_PORT/"
 # The cached read against its floor in paired rounds, the order swapped each
 # round (floor first, then the read first): a one-off stall of this shared
 # machine hits one round's pair, and the report takes the median of the
-# rounds' ratios instead of trusting one pair.
+# rounds' ratios instead of trusting one pair. The floor's twin runs on the
+# floor's other side, so each round also holds an A/A pair (twin, floor).
 for ((round = 1; round <= READ_ROUNDS; round++)); do
-    pair=(read_floor cached_get)
-    ((round % 2)) || pair=(cached_get read_floor)
+    pair=(read_floor_twin read_floor cached_get)
+    ((round % 2)) || pair=(cached_get read_floor read_floor_twin)
     for name in "${pair[@]}"; do
         if [[ $name == read_floor ]]; then
             timed "$READ_FLOOR_PID" "read_floor_r$round" wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$READ_FLOOR_PORT/"
+        elif [[ $name == read_floor_twin ]]; then
+            timed "$TWIN_PID" "read_floor_twin_r$round" wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$TWIN_PORT/"
         else
             timed "$API_PID" "cached_get_r$round" wrk -t1 -c64 -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" "$API/api/tasks/$TASK"
         fi

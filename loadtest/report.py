@@ -118,6 +118,9 @@ def rounds(limit_name, name, read_limit=None):
 
 floor = wrk("floor")
 read_floor, cached, read_ratios, read_p99_ratios = rounds("read_floor", "cached_get")
+# The A/A pair (the floor against a twin of itself), when the run had one.
+has_twin = os.path.exists(os.path.join(raw_dir, "read_floor_twin_r1.txt"))
+_, twin, twin_ratios, twin_p99_ratios = rounds("read_floor", "read_floor_twin") if has_twin else (None, None, [], [])
 pg_create, create, write_ratios, _ = rounds("pgbench_create", "create_task", pgbench)
 paced = result("cached_get_during_storm")
 storm_reads = {"rps": paced.get("rate"), "p50": paced.get("p50_ms"), "p99": paced.get("p99_ms"),
@@ -150,6 +153,15 @@ rows.append((f"Cached `GET /api/tasks/:id` (64 conns; token, revocation, ownersh
              f"{fmt(cached['rps'])} req/s", fmt(cached["p50"], 2), fmt(cached["p99"], 2),
              "cached-read floor", f"{fmt(r, 2)}; p99 ×{fmt(p99_ratio, 2)}; ×{fmt(ratio(cached['rps'], floor['rps']), 2)} of the bare floor",
              f"≥ 0.85 with p99 ≤ 1.2× the floor's: {verdict(r is not None and r >= 0.85 and p99_ratio is not None and p99_ratio <= 1.2)}"))
+if has_twin:
+    r, p99_ratio = median(twin_ratios), median(twin_p99_ratios)
+    rounds = ", ".join(f"{fmt(a, 2)} (p99 ×{fmt(b, 2)})" for a, b in zip(twin_ratios, twin_p99_ratios))
+    p99s = [v for v in twin_p99_ratios if v is not None]
+    spread = f"p99 ×{fmt(min(p99s), 2)}–×{fmt(max(p99s), 2)}" if p99s else "–"
+    rows.append((f"A/A: a twin of the cached-read floor (the same binary on another port, run on the floor's other side in each round) against it; median of {len(twin_ratios)} paired rounds: {rounds}",
+                 f"{fmt(twin['rps'])} req/s", fmt(twin["p50"], 2), fmt(twin["p99"], 2),
+                 "cached-read floor", f"{fmt(r, 2)}; p99 ×{fmt(p99_ratio, 2)}; rounds {spread}",
+                 "reference: the ratios two identical servers get here (1.00 on a quiet machine)"))
 rows.append(("redis-benchmark `GET` (64 conns) — what a cached read needs", f"{fmt(rget['rps'])} req/s", fmt(rget["p50"], 2), "–", "–", "–", "limit (reference)"))
 r = median(write_ratios)
 write_rounds = ", ".join(fmt(a, 2) for a in write_ratios)
