@@ -148,17 +148,17 @@ rows.append(("Bare hyper server, fixed JSON (64 conns) — the floor", f"{fmt(fl
 rows.append((f"The cached-read floor: the same server doing one Redis `GET` per request (same crate, multiplexed `ConnectionManager`; no auth, routing or metrics; {fmt(read_floor['cpu_us'], 1)} µs of its CPU per request); median of the rounds",
              f"{fmt(read_floor['rps'])} req/s", fmt(read_floor["p50"], 2), fmt(read_floor["p99"], 2), "–", "1.00", "limit"))
 r, p99_ratio = median(read_ratios), median(read_p99_ratios)
-rounds = ", ".join(f"{fmt(a, 2)} (p99 ×{fmt(b, 2)})" for a, b in zip(read_ratios, read_p99_ratios))
-rows.append((f"Cached `GET /api/tasks/:id` (64 conns; token, revocation, ownership and ETag checked; {fmt(cached['cpu_us'], 1)} µs of api-node CPU per request); median of {len(read_ratios)} paired rounds: {rounds}",
+per_round = ", ".join(f"{fmt(a, 2)} (p99 ×{fmt(b, 2)})" for a, b in zip(read_ratios, read_p99_ratios))
+rows.append((f"Cached `GET /api/tasks/:id` (64 conns; token, revocation, ownership and ETag checked; {fmt(cached['cpu_us'], 1)} µs of api-node CPU per request); median of {len(read_ratios)} paired rounds: {per_round}",
              f"{fmt(cached['rps'])} req/s", fmt(cached["p50"], 2), fmt(cached["p99"], 2),
              "cached-read floor", f"{fmt(r, 2)}; p99 ×{fmt(p99_ratio, 2)}; ×{fmt(ratio(cached['rps'], floor['rps']), 2)} of the bare floor",
              f"≥ 0.85 with p99 ≤ 1.2× the floor's: {verdict(r is not None and r >= 0.85 and p99_ratio is not None and p99_ratio <= 1.2)}"))
 if has_twin:
     r, p99_ratio = median(twin_ratios), median(twin_p99_ratios)
-    rounds = ", ".join(f"{fmt(a, 2)} (p99 ×{fmt(b, 2)})" for a, b in zip(twin_ratios, twin_p99_ratios))
+    per_round = ", ".join(f"{fmt(a, 2)} (p99 ×{fmt(b, 2)})" for a, b in zip(twin_ratios, twin_p99_ratios))
     p99s = [v for v in twin_p99_ratios if v is not None]
     spread = f"p99 ×{fmt(min(p99s), 2)}–×{fmt(max(p99s), 2)}" if p99s else "–"
-    rows.append((f"A/A: a twin of the cached-read floor (the same binary on another port, run on the floor's other side in each round) against it; median of {len(twin_ratios)} paired rounds: {rounds}",
+    rows.append((f"A/A: a twin of the cached-read floor (the same binary on another port, run on the floor's other side in each round) against it; median of {len(twin_ratios)} paired rounds: {per_round}",
                  f"{fmt(twin['rps'])} req/s", fmt(twin["p50"], 2), fmt(twin["p99"], 2),
                  "cached-read floor", f"{fmt(r, 2)}; p99 ×{fmt(p99_ratio, 2)}; rounds {spread}",
                  "reference: the ratios two identical servers get here (1.00 on a quiet machine)"))
