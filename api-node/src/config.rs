@@ -51,7 +51,9 @@ pub struct Config {
     pub hash_queue_len: usize,
     /// `MAX_CONNECTIONS`: open client connections per node.
     pub max_connections: usize,
-    /// `HEADER_READ_TIMEOUT_SECS`: a client must send its headers this fast.
+    /// `HEADER_READ_TIMEOUT_SECS`: a connection idle this long (no request
+    /// read whole or answered, none in progress) is closed, which bounds
+    /// slow headers and idle keep-alive connections.
     pub header_read_timeout: Duration,
     /// `BODY_READ_TIMEOUT_SECS`: and then its whole body within this long,
     /// else the connection is closed without an answer.

@@ -1,16 +1,18 @@
-//! The accept loop: HTTP/1.1 with keep-alive, a cap on open connections, a
-//! header read timeout, and a graceful drain on shutdown.
+//! The accept loop: HTTP/1.1 with keep-alive, a cap on open connections, an
+//! idle timeout that also bounds slow headers, and a graceful drain on
+//! shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 
 use crate::service::handle;
 use crate::state::AppState;
@@ -26,12 +28,12 @@ pub async fn serve(
     // Each open connection holds a permit: past the cap, new clients wait
     // in the kernel's backlog instead of exhausting memory or descriptors.
     let connections = Arc::new(Semaphore::new(config.max_connections));
-    let graceful = GracefulShutdown::new();
+    let open = OpenConnections::default();
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .keep_alive(true);
+    // No hyper timer: its header read timeout costs a boxed timer per
+    // request; `idle` below bounds slow headers per connection instead.
+    builder.keep_alive(true);
+    let idle_timeout = config.header_read_timeout;
     let grace = config.shutdown_grace;
     tokio::pin!(shutdown);
     loop {
@@ -44,16 +46,38 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let state = state.clone();
+        let activity = Arc::new(Activity::default());
+        let requests = activity.clone();
         let service = service_fn(move |req| {
-            let state = state.clone();
+            let (state, requests) = (state.clone(), requests.clone());
+            requests.started.fetch_add(1, Ordering::Relaxed);
             // An error (a body that timed out) closes the connection.
-            async move { handle(state, req, peer).await }
+            async move {
+                let answered = handle(state, req, peer).await;
+                requests.finished.fetch_add(1, Ordering::Relaxed);
+                answered
+            }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let (id, finish) = open.add();
+        let open = open.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                biased;
+                ended = connection.as_mut() => ended,
+                _ = finish => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+                // Dropping the connection closes it, as hyper's own header
+                // timeout would.
+                () = activity.idle_for(idle_timeout) => Ok(()),
+            };
+            if let Err(err) = ended {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
+            open.remove(id);
             drop(permit);
         });
     }
@@ -76,8 +100,12 @@ pub async fn serve(
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Then every connection finishes its request in flight and closes; an
+    // idle one closes at once. All permits back = all connections ended.
+    open.finish_all();
+    let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = connections.acquire_many(all) => tracing::info!("all connections drained"),
         _ = tokio::time::sleep_until(deadline) => tracing::warn!("grace period over; closing remaining connections"),
     }
 }
@@ -85,3 +113,92 @@ pub async fn serve(
 /// How long a stopping node keeps idle connections open for their clients
 /// to close: longer than nginx's upstream keep-alive timeout.
 const LAME_DUCK: Duration = Duration::from_secs(6);
+
+/// The open connections' finish signals. Each connection waits on a
+/// one-shot receiver of its own: a lock-free check when its task runs,
+/// where one channel shared by all (hyper-util's `GracefulShutdown`) took
+/// a lock on every poll of every connection, a few percent of a cached
+/// read's CPU (loadtest/NOTES.md). The map's lock is taken only when a
+/// connection opens or closes.
+#[derive(Clone, Default)]
+struct OpenConnections(Arc<Mutex<Open>>);
+
+#[derive(Default)]
+struct Open {
+    next_id: u64,
+    finish: HashMap<u64, oneshot::Sender<()>>,
+}
+
+impl OpenConnections {
+    /// A new connection's id and the receiver that tells it to finish.
+    fn add(&self) -> (u64, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let mut open = self.lock();
+        let id = open.next_id;
+        open.next_id += 1;
+        open.finish.insert(id, tx);
+        (id, rx)
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().finish.remove(&id);
+    }
+
+    /// Tells every open connection to finish.
+    fn finish_all(&self) {
+        for (_, tx) in self.lock().finish.drain() {
+            let _ = tx.send(());
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        // Nothing panics while holding it; a poisoned map is still sound.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What a connection's requests have done, for its idle timeout: how many
+/// reached the service (their head was read whole) and how many it has
+/// answered. Two uncontended atomic adds per request.
+#[derive(Default)]
+struct Activity {
+    started: AtomicU64,
+    finished: AtomicU64,
+}
+
+impl Activity {
+    fn snapshot(&self) -> (u64, u64) {
+        (
+            self.started.load(Ordering::Relaxed),
+            self.finished.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Resolves once the connection has been idle for at least `timeout`
+    /// (at most 1.5 × it): no request in the service, and none read whole
+    /// or answered meanwhile. That covers a client that never completes its
+    /// headers (`HEADER_READ_TIMEOUT_SECS`), an idle keep-alive connection
+    /// (hyper's header timeout closed those too), and a client that stops
+    /// reading its response. A request the service is working on, its body
+    /// included (that has its own deadline), never counts as idle.
+    async fn idle_for(&self, timeout: Duration) {
+        let mut tick = tokio::time::interval(timeout / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let (mut seen, mut quiet) = (self.snapshot(), 0);
+        loop {
+            tick.tick().await;
+            let now = self.snapshot();
+            if now == seen && now.0 == now.1 {
+                quiet += 1;
+                if quiet == 2 {
+                    return;
+                }
+            } else {
+                (seen, quiet) = (now, 0);
+            }
+        }
+    }
+}

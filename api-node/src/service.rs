@@ -17,7 +17,7 @@ use crate::handlers;
 use crate::http_series::{self, UNMATCHED};
 use crate::router::Route;
 use crate::state::AppState;
-use crate::web::{BodyDeadline, Resp};
+use crate::web::Resp;
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -32,12 +32,10 @@ pub struct BodyTimedOut;
 /// a body that did not arrive in time, which closes the connection.
 pub async fn handle(
     state: Arc<AppState>,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Resp, BodyTimedOut> {
     let started = Instant::now();
-    req.extensions_mut()
-        .insert(BodyDeadline(started + state.config.body_read_timeout));
     let request_id = req
         .headers()
         .get(REQUEST_ID)

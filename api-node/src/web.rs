@@ -1,13 +1,14 @@
 //! Reading requests and building responses: the JSON body rules of the
 //! contract (415, then 413, then 400) and the response headers it names.
 
-use std::time::Instant;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
+use tokio::time::Instant;
 
 use crate::error::ApiError;
 
@@ -16,15 +17,15 @@ pub use shared::node_http::{json_bytes, Resp};
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// When the whole body must have arrived, set on each request by the
-/// service from `BODY_READ_TIMEOUT_SECS`: a client that sends its headers
-/// and then trickles the body would otherwise hold a connection and a task
-/// for as long as it likes.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline(pub Instant);
-
-/// Reads a JSON object body, in the contract's order of checks.
-pub async fn json_object(req: Request<Incoming>) -> Result<Map<String, Value>, ApiError> {
+/// Reads a JSON object body, in the contract's order of checks. The whole
+/// body must arrive within `timeout` (`BODY_READ_TIMEOUT_SECS`): a client
+/// that sends its headers and then trickles the body would otherwise hold
+/// a connection and a task for as long as it likes.
+pub async fn json_object(
+    req: Request<Incoming>,
+    timeout: Duration,
+) -> Result<Map<String, Value>, ApiError> {
+    let deadline = Instant::now() + timeout;
     let (parts, body) = req.into_parts();
     if !content_type_is_json(&parts.headers) && !declares_empty_body(&parts.headers) {
         return Err(ApiError::UnsupportedMediaType);
@@ -37,15 +38,9 @@ pub async fn json_object(req: Request<Incoming>) -> Result<Map<String, Value>, A
     if declared.is_some_and(|len| len > MAX_BODY) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let deadline = parts
-        .extensions
-        .get::<BodyDeadline>()
-        .expect("BUG: the service sets every request's body deadline")
-        .0;
-    let collected =
-        tokio::time::timeout_at(deadline.into(), Limited::new(body, MAX_BODY).collect())
-            .await
-            .map_err(|_| ApiError::BodyTimeout)?;
+    let collected = tokio::time::timeout_at(deadline, Limited::new(body, MAX_BODY).collect())
+        .await
+        .map_err(|_| ApiError::BodyTimeout)?;
     let bytes = collected
         .map_err(|err| {
             if err.is::<http_body_util::LengthLimitError>() {

@@ -25,7 +25,7 @@ pub async fn register(
 ) -> Result<Resp, ApiError> {
     no_query(&req)?;
     let ip = client_key(peer, req.headers(), &state.config.trusted_proxies);
-    let input = Registration::parse(web::json_object(req).await?)?;
+    let input = Registration::parse(web::json_object(req, state.config.body_read_timeout).await?)?;
     let reservation = {
         // The connection goes back to the pool before the slow hash.
         let mut client = state.pool.get().await?;
@@ -59,7 +59,7 @@ pub async fn login(
 ) -> Result<Resp, ApiError> {
     no_query(&req)?;
     let ip = client_key(peer, req.headers(), &state.config.trusted_proxies);
-    let input = Credentials::parse(web::json_object(req).await?)?;
+    let input = Credentials::parse(web::json_object(req, state.config.body_read_timeout).await?)?;
     let (limits, email) = (
         (state.config.email_limit, state.config.client_limit),
         input.email.as_str(),

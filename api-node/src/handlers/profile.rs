@@ -25,7 +25,8 @@ pub async fn get(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiEr
 pub async fn update(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let caller = authenticate(state, &req)?;
     no_query(&req)?;
-    let update = ProfileUpdate::parse(web::json_object(req).await?)?;
+    let update =
+        ProfileUpdate::parse(web::json_object(req, state.config.body_read_timeout).await?)?;
     let client = state.pool.get().await?;
     let name = update.name.as_ref().map(|n| n.as_str());
     let email = update.email.as_ref().map(|e| e.as_str());

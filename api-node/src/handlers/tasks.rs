@@ -32,6 +32,15 @@ fn task_response(status: StatusCode, task: &Task) -> Resp {
     )
 }
 
+/// `X-Cache: HIT` or `MISS` (a static value: no copy per request).
+fn cache_status(mut response: Resp, status: &'static str) -> Resp {
+    response.headers_mut().insert(
+        header::HeaderName::from_static("x-cache"),
+        header::HeaderValue::from_static(status),
+    );
+    response
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Page {
@@ -80,11 +89,7 @@ pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Resu
                 // Deleted, or someone else's: the same 404 as a missing task.
                 _ => ApiError::NotFound("task").into_response(),
             };
-            Ok(web::with_header(
-                response,
-                header::HeaderName::from_static("x-cache"),
-                "HIT",
-            ))
+            Ok(cache_status(response, "HIT"))
         }
         Lookup::Miss(lease) => {
             count_cache_lookup(false);
@@ -96,11 +101,7 @@ pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Resu
                 state.cache.fill(&task, lease);
             }
             let response = task_response(StatusCode::OK, &task);
-            Ok(web::with_header(
-                response,
-                header::HeaderName::from_static("x-cache"),
-                "MISS",
-            ))
+            Ok(cache_status(response, "MISS"))
         }
     }
 }
@@ -109,7 +110,7 @@ pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Resu
 pub async fn create(state: &AppState, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let caller = authenticate(state, &req)?;
     no_query(&req)?;
-    let new = NewTask::parse(web::json_object(req).await?)?;
+    let new = NewTask::parse(web::json_object(req, state.config.body_read_timeout).await?)?;
     let task = task_writes::create(&state.pool, &state.publisher, caller.id, new).await?;
     let location = format!("/api/tasks/{}", task.id);
     Ok(web::with_header(
@@ -129,7 +130,7 @@ pub async fn update(
     let id = task_id(raw_id)?;
     no_query(&req)?;
     let precondition = web::if_match(req.headers())?;
-    let patch = TaskPatch::parse(web::json_object(req).await?)?;
+    let patch = TaskPatch::parse(web::json_object(req, state.config.body_read_timeout).await?)?;
     let task = task_writes::update(
         &state.pool,
         &state.publisher,
