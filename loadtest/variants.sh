@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+#
+# loadtest/variants.sh — the cached read of several api-node variants
+# against the cached-read floor, in one run, for telling small changes
+# apart on this noisy machine. Every variant is its own api-node process on
+# the same PostgreSQL and Redis; each round runs every server once (wrk
+# -t1 -c64, the bench's read), in an order rotated round to round, and the
+# report gives each server's median req/s, p99 and CPU per request (user +
+# system, from /proc), and its req/s and p99 ratios to the floor of the
+# same round. References: `twin`, the same floor binary on another port
+# (the A/A pair: what two identical servers get here), and `twin_auth`,
+# the twin sent the api-node's request with its bearer token.
+#
+#   loadtest/variants.sh NAME=BINARY[:ENV=VALUE,...] ...
+#   e.g. loadtest/variants.sh main=/tmp/api-main change=/tmp/api-change
+#   (the first variant also registers the user and creates the task)
+#
+#   VARIANT_ROUNDS=6  VARIANT_SECS=8
+#   VARIANT_PERF_ALL=1 records each wrk run system-wide (perf record -a),
+#                      to NAME_rN.perf beside its output
+#   VARIANT_SYSCALLS=1 counts each server's system calls during its run
+#                      (perf stat), to NAME_rN.syscalls
+#   VARIANT_REDIS_STATS=1 keeps Redis's INFO commandstats and stats of each
+#                      run (commands per read: how well calls were batched)
+#   VARIANT_PERF=NAME  runs that variant under `perf record -g` (the
+#                      profile lands in .local/variants-last/NAME.perf)
+#
+# Builds nothing: build the binaries first (`cargo build --release -p
+# api-node -p loadgen`). Outputs go to .local/variants-last/.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+# shellcheck source=scripts/services.sh
+source "$REPO/scripts/services.sh"
+
+(($# > 0)) || { sed -n '3,/^set -euo/p' "$0" | sed '$d'; exit 2; }
+ROUNDS="${VARIANT_ROUNDS:-6}"
+SECS="${VARIANT_SECS:-8}"
+STATE="$REPO/.local/variants-$$"
+OUT="$REPO/.local/variants-last"
+FLOOR="$REPO/target/release/floor"
+PIDS=()
+
+log() { printf '[variants] %s\n' "$*" >&2; }
+
+# shellcheck disable=SC2317 # invoked via trap
+cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_services
+    wipe_state_dir "$STATE"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ensure_packages wrk curl
+mkdir -p "$STATE"
+rm -rf "$OUT" && mkdir -p "$OUT"
+PGPORT="$(free_port)"
+start_postgres "$STATE/pg" "$PGPORT"
+REDISPORT="$(free_port)"
+start_redis "$STATE/redis" "$REDISPORT"
+"$PG_BIN_DIR/psql" -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -c 'CREATE DATABASE bench'
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/bench"
+export REDIS_URL="redis://127.0.0.1:$REDISPORT"
+JWT_SECRET="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+export JWT_SECRET RUST_LOG=warn
+
+declare -A URL PID
+NAMES=()
+serve() { # NAME PORT COMMAND... — starts a server, remembering its URL
+    local name=$1 port=$2
+    shift 2
+    "$@" >"$OUT/$name.log" 2>&1 &
+    PIDS+=($!)
+    PID[$name]=$!
+    NAMES+=("$name")
+    URL[$name]="http://127.0.0.1:$port"
+}
+port="$(free_port)" && serve floor "$port" "$FLOOR" "127.0.0.1:$port" "$REDIS_URL"
+port="$(free_port)" && serve twin "$port" "$FLOOR" "127.0.0.1:$port" "$REDIS_URL"
+# The twin again, sent the api-node's request (its bearer token header):
+# what the bigger request alone costs.
+NAMES+=(twin_auth)
+URL[twin_auth]=${URL[twin]} PID[twin_auth]=${PID[twin]}
+first=""
+for spec in "$@"; do
+    name=${spec%%=*} rest=${spec#*=}
+    bin=${rest%%:*} envs=()
+    [[ $rest != *:* ]] || IFS=, read -ra envs <<<"${rest#*:}"
+    [[ -n $first ]] || { first=$name; "$bin" migrate; }
+    port="$(free_port)" perf=()
+    [[ ${VARIANT_PERF:-} != "$name" ]] || perf=(perf record ${VARIANT_PERF_ARGS:--F 999 -g} -o "$OUT/$name.perf" --)
+    serve "$name" "$port" env LISTEN_ADDR="127.0.0.1:$port" "${envs[@]}" "${perf[@]}" "$bin"
+done
+for name in "${NAMES[@]}"; do
+    [[ $name != twin_auth ]] || continue
+    for ((i = 0; i < 200; i++)); do
+        curl -fsS -o /dev/null "${URL[$name]}/" 2>/dev/null && break
+        curl -fsS -o /dev/null "${URL[$name]}/readyz" 2>/dev/null && break
+        sleep 0.1
+    done
+done
+
+API="${URL[$first]}"
+curl -fsS -o /dev/null -X POST "$API/api/auth/register" -H 'content-type: application/json' \
+    -d '{"email":"variants@example.com","password":"bench-password-1","name":"Variants"}'
+TOKEN="$(curl -fsS -X POST "$API/api/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"variants@example.com","password":"bench-password-1"}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+TASK="$(curl -fsS -X POST "$API/api/tasks" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+    -d '{"title":"the cached task","description":"read over and over","priority":5}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+for name in "${NAMES[@]}"; do
+    [[ $name == floor || $name == twin* ]] && continue
+    curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" "${URL[$name]}/api/tasks/$TASK"
+done
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+for ((round = 1; round <= ROUNDS; round++)); do
+    n=${#NAMES[@]}
+    for ((k = 0; k < n; k++)); do
+        name=${NAMES[(k + round) % n]}
+        if [[ $name == twin_auth ]]; then
+            target="${URL[$name]}/" auth=(-H "Authorization: Bearer $TOKEN")
+        elif [[ $name == floor || $name == twin ]]; then
+            target="${URL[$name]}/" auth=()
+        else
+            target="${URL[$name]}/api/tasks/$TASK" auth=(-H "Authorization: Bearer $TOKEN")
+        fi
+        log "round $round: $name"
+        before=$(cpu_ticks "${PID[$name]}")
+        sys_perf=()
+        [[ -z ${VARIANT_PERF_ALL:-} ]] || sys_perf=(perf record -a -F 1999 -o "$OUT/${name}_r$round.perf" --)
+        [[ -z ${VARIANT_SYSCALLS:-} ]] ||
+            perf stat -e 'syscalls:sys_enter_*' -p "${PID[$name]}" -o "$OUT/${name}_r$round.syscalls" -- sleep "$SECS" &
+        "${sys_perf[@]}" wrk -t1 -c64 -d"${SECS}s" --latency "${auth[@]}" "$target" >"$OUT/${name}_r$round.txt" 2>&1
+        if [[ -n ${VARIANT_REDIS_STATS:-} ]]; then
+            redis-cli -p "$REDISPORT" info commandstats >"$OUT/${name}_r$round.redis"
+            redis-cli -p "$REDISPORT" info stats >>"$OUT/${name}_r$round.redis"
+            redis-cli -p "$REDISPORT" config resetstat >/dev/null
+        fi
+        echo "server_cpu_ticks: $(($(cpu_ticks "${PID[$name]}") - before))" >>"$OUT/${name}_r$round.txt"
+    done
+done
+
+python3 - "$OUT" "$ROUNDS" "$HZ" "${NAMES[@]}" <<'EOF' | tee "$OUT/summary.txt"
+import re, statistics, sys
+out, rounds, hz, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+def read(name, r):
+    text = open(f"{out}/{name}_r{r}.txt").read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    v, u = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", text, re.M).groups()
+    done = int(re.search(r"(\d+) requests in", text).group(1))
+    ticks = int(re.search(r"server_cpu_ticks: (\d+)", text).group(1))
+    return rps, float(v) * UNIT[u], ticks / hz / done * 1e6
+data = {n: [read(n, r) for r in range(1, rounds + 1)] for n in names}
+print(f"{'server':<14}{'req/s':>9}{'p99 ms':>8}{'cpu µs':>8}{'rps/floor':>11}{'p99/floor':>11}   p99/floor by round")
+for n in names:
+    rps = statistics.median(x[0] for x in data[n])
+    p99 = statistics.median(x[1] for x in data[n])
+    cpu = statistics.median(x[2] for x in data[n])
+    rr = [a[0] / f[0] for a, f in zip(data[n], data["floor"])]
+    pr = [a[1] / f[1] for a, f in zip(data[n], data["floor"])]
+    print(f"{n:<14}{rps:>9.0f}{p99:>8.2f}{cpu:>8.1f}{statistics.median(rr):>11.2f}{statistics.median(pr):>11.2f}   "
+          + " ".join(f"{p:.2f}" for p in pr))
+EOF
