@@ -12,7 +12,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
 
 use crate::service::handle;
 use crate::state::AppState;
@@ -60,8 +61,15 @@ pub async fn serve(
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let (id, finish) = open.add();
-        let open = open.clone();
-        tokio::spawn(async move {
+        // Ending in any way, aborted included: the connection leaves the
+        // map and gives its permit back.
+        let ended_guard = Ended {
+            open: open.clone(),
+            id,
+            _permit: permit,
+        };
+        let serving = tokio::spawn(async move {
+            let _ended = ended_guard;
             tokio::pin!(connection);
             let ended = tokio::select! {
                 biased;
@@ -70,15 +78,19 @@ pub async fn serve(
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }
-                // Dropping the connection closes it, as hyper's own header
-                // timeout would.
-                () = activity.idle_for(idle_timeout) => Ok(()),
             };
             if let Err(err) = ended {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
-            open.remove(id);
-            drop(permit);
+        });
+        // Its own task: polled by its timer only, not on every request.
+        // Aborting the connection's task drops (closes) the connection, as
+        // hyper's own header timeout would.
+        let abort = serving.abort_handle();
+        tokio::spawn(async move {
+            if activity.idle_for(idle_timeout, &abort).await {
+                abort.abort();
+            }
         });
     }
     // Lame duck: refuse new connections (a balancer's connect fails, so it
@@ -159,6 +171,19 @@ impl OpenConnections {
     }
 }
 
+/// Removes an ended connection from the map; its permit goes with it.
+struct Ended {
+    open: OpenConnections,
+    id: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.open.remove(self.id);
+    }
+}
+
 /// What a connection's requests have done, for its idle timeout: how many
 /// reached the service (their head was read whole) and how many it has
 /// answered. Two uncontended atomic adds per request.
@@ -176,25 +201,29 @@ impl Activity {
         )
     }
 
-    /// Resolves once the connection has been idle for at least `timeout`
-    /// (at most 1.5 × it): no request in the service, and none read whole
-    /// or answered meanwhile. That covers a client that never completes its
+    /// Whether the connection has been idle for at least `timeout` (at
+    /// most 1.5 × it), checked until its task `serving` ends (then false):
+    /// no request in the service, and none read whole or answered
+    /// meanwhile. That covers a client that never completes its
     /// headers (`HEADER_READ_TIMEOUT_SECS`), an idle keep-alive connection
     /// (hyper's header timeout closed those too), and a client that stops
     /// reading its response. A request the service is working on, its body
     /// included (that has its own deadline), never counts as idle.
-    async fn idle_for(&self, timeout: Duration) {
+    async fn idle_for(&self, timeout: Duration, serving: &AbortHandle) -> bool {
         let mut tick = tokio::time::interval(timeout / 2);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         let (mut seen, mut quiet) = (self.snapshot(), 0);
         loop {
             tick.tick().await;
+            if serving.is_finished() {
+                return false;
+            }
             let now = self.snapshot();
             if now == seen && now.0 == now.1 {
                 quiet += 1;
                 if quiet == 2 {
-                    return;
+                    return true;
                 }
             } else {
                 (seen, quiet) = (now, 0);
