@@ -56,19 +56,7 @@ PIDS=()
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 
-# shellcheck disable=SC2317 # invoked via trap
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    stop_services
-    wipe_state_dir "$STATE"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_all_at_exit "$STATE"
 
 ensure_packages wrk curl
 if [[ ! -x "$REPO/.local/venv/bin/python" ]] || ! "$REPO/.local/venv/bin/python" -c 'import matplotlib' 2>/dev/null; then

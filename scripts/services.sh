@@ -556,6 +556,27 @@ stop_services() {
     return 0
 }
 
+# At the script's exit (normal, error, Ctrl-C or SIGTERM): SIGTERM every
+# pid in the caller's PIDS array and wait for them, stop the services, and
+# wipe STATE_DIR. For the benchmarks' throwaway runs.
+stop_all_at_exit() {
+    _SVC_EXIT_STATE=${1:?stop_all_at_exit STATE_DIR}
+    trap _svc_stop_all EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# shellcheck disable=SC2317 # invoked via trap
+_svc_stop_all() {
+    local rc=$? pid
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_services
+    wipe_state_dir "$_SVC_EXIT_STATE"
+    exit "$rc"
+}
+
 # Remove a state directory made for start_postgres/start_redis(_cluster), including the
 # /tmp fallback of its PostgreSQL cluster. Stops anything still running there.
 # Only for throwaway state (tests).
