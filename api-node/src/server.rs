@@ -32,7 +32,8 @@ pub async fn serve(
     let open = OpenConnections::default();
     let mut builder = http1::Builder::new();
     // No hyper timer: its header read timeout costs a boxed timer per
-    // request; `idle` below bounds slow headers per connection instead.
+    // request; `Activity::idle_for` bounds slow headers per connection
+    // instead.
     builder.keep_alive(true);
     let idle_timeout = config.header_read_timeout;
     let grace = config.shutdown_grace;
