@@ -5,9 +5,11 @@
 # apart on this noisy machine. Every variant is its own api-node process on
 # the same PostgreSQL and Redis; each round runs every server once (wrk
 # -t1 -c64, the bench's read), in an order rotated round to round, and the
-# report gives each server's median req/s, p99 and CPU per request (user +
-# system, from /proc), and its req/s and p99 ratios to the floor of the
-# same round. References: `twin`, the same floor binary on another port
+# report gives each server's median req/s, p99, CPU per request (user +
+# system, from /proc; the system part beside it) and Redis's CPU per
+# request of it (how well the
+# server's calls were batched shows there), and its req/s and p99 ratios
+# to the floor of the same round. References: `twin`, the same floor binary on another port
 # (the A/A pair: what two identical servers get here), and `twin_auth`,
 # the twin sent the api-node's request with its bearer token.
 #
@@ -110,7 +112,9 @@ for name in "${NAMES[@]}"; do
 done
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
+REDIS_PID="$(redis-cli -p "$REDISPORT" info server | awk -F: '/^process_id:/ { print $2 + 0 }')"
 for ((round = 1; round <= ROUNDS; round++)); do
     n=${#NAMES[@]}
     for ((k = 0; k < n; k++)); do
@@ -123,7 +127,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
             target="${URL[$name]}/api/tasks/$TASK" auth=(-H "Authorization: Bearer $TOKEN")
         fi
         log "round $round: $name"
-        before=$(cpu_ticks "${PID[$name]}")
+        before=$(cpu_ticks "${PID[$name]}") sys_before=$(sys_ticks "${PID[$name]}")
+        redis_before=$(cpu_ticks "$REDIS_PID")
         sys_perf=()
         [[ -z ${VARIANT_PERF_ALL:-} ]] || sys_perf=(perf record -a -F 1999 -o "$OUT/${name}_r$round.perf" --)
         [[ -z ${VARIANT_SYSCALLS:-} ]] ||
@@ -135,6 +140,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
             redis-cli -p "$REDISPORT" config resetstat >/dev/null
         fi
         echo "server_cpu_ticks: $(($(cpu_ticks "${PID[$name]}") - before))" >>"$OUT/${name}_r$round.txt"
+        echo "server_sys_ticks: $(($(sys_ticks "${PID[$name]}") - sys_before))" >>"$OUT/${name}_r$round.txt"
+        echo "redis_cpu_ticks: $(($(cpu_ticks "$REDIS_PID") - redis_before))" >>"$OUT/${name}_r$round.txt"
     done
 done
 
@@ -148,15 +155,20 @@ def read(name, r):
     v, u = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", text, re.M).groups()
     done = int(re.search(r"(\d+) requests in", text).group(1))
     ticks = int(re.search(r"server_cpu_ticks: (\d+)", text).group(1))
-    return rps, float(v) * UNIT[u], ticks / hz / done * 1e6
+    redis = int(re.search(r"redis_cpu_ticks: (\d+)", text).group(1))
+    sys_ = int(re.search(r"server_sys_ticks: (\d+)", text).group(1))
+    per = lambda t: t / hz / done * 1e6
+    return rps, float(v) * UNIT[u], per(ticks), per(redis), per(sys_)
 data = {n: [read(n, r) for r in range(1, rounds + 1)] for n in names}
-print(f"{'server':<14}{'req/s':>9}{'p99 ms':>8}{'cpu µs':>8}{'rps/floor':>11}{'p99/floor':>11}   p99/floor by round")
+print(f"{'server':<14}{'req/s':>9}{'p99 ms':>8}{'cpu µs':>8}{'sys µs':>8}{'redis µs':>9}{'rps/floor':>11}{'p99/floor':>11}   p99/floor by round")
 for n in names:
     rps = statistics.median(x[0] for x in data[n])
     p99 = statistics.median(x[1] for x in data[n])
     cpu = statistics.median(x[2] for x in data[n])
+    redis = statistics.median(x[3] for x in data[n])
+    sys_ = statistics.median(x[4] for x in data[n])
     rr = [a[0] / f[0] for a, f in zip(data[n], data["floor"])]
     pr = [a[1] / f[1] for a, f in zip(data[n], data["floor"])]
-    print(f"{n:<14}{rps:>9.0f}{p99:>8.2f}{cpu:>8.1f}{statistics.median(rr):>11.2f}{statistics.median(pr):>11.2f}   "
+    print(f"{n:<14}{rps:>9.0f}{p99:>8.2f}{cpu:>8.1f}{sys_:>8.1f}{redis:>9.1f}{statistics.median(rr):>11.2f}{statistics.median(pr):>11.2f}   "
           + " ".join(f"{p:.2f}" for p in pr))
 EOF
