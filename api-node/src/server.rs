@@ -47,16 +47,18 @@ pub async fn serve(
             accepted = shared::node_http::accept(&listener) => accepted,
             _ = &mut shutdown => break,
         };
-        let state = state.clone();
         let activity = Arc::new(Activity::default());
-        let requests = activity.clone();
+        let requests = Arc::new(Connection {
+            state: state.clone(),
+            activity: activity.clone(),
+        });
         let service = service_fn(move |req| {
-            let (state, requests) = (state.clone(), requests.clone());
-            requests.started.fetch_add(1, Ordering::Relaxed);
+            let connection = requests.clone();
+            connection.activity.started.fetch_add(1, Ordering::Relaxed);
             // An error (a body that timed out) closes the connection.
             async move {
-                let answered = handle(state, req, peer).await;
-                requests.finished.fetch_add(1, Ordering::Relaxed);
+                let answered = handle(&connection.state, req, peer).await;
+                connection.activity.finished.fetch_add(1, Ordering::Relaxed);
                 answered
             }
         });
@@ -183,6 +185,15 @@ impl Drop for Ended {
     fn drop(&mut self) {
         self.open.remove(self.id);
     }
+}
+
+/// What one connection's requests share. A request clones this `Arc`,
+/// which only its own connection touches, instead of the node-wide
+/// state's, whose reference count every request on every core would
+/// otherwise bounce between the cores' caches.
+struct Connection {
+    state: Arc<AppState>,
+    activity: Arc<Activity>,
 }
 
 /// What a connection's requests have done, for its idle timeout: how many

@@ -1,8 +1,8 @@
 //! One request, start to finish: request id, tracing span, dispatch,
 //! error mapping, metrics.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +31,7 @@ pub struct BodyTimedOut;
 /// Answers one request: every error becomes the contract's response, except
 /// a body that did not arrive in time, which closes the connection.
 pub async fn handle(
-    state: Arc<AppState>,
+    state: &AppState,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Resp, BodyTimedOut> {
@@ -52,7 +52,7 @@ pub async fn handle(
         route = label
     );
     let outcome = async {
-        let outcome = match handlers::dispatch(&state, route, req, peer).await {
+        let outcome = match handlers::dispatch(state, route, req, peer).await {
             Ok(response) => Ok(response),
             Err(ApiError::BodyTimeout) => Err(BodyTimedOut),
             Err(err) => Ok(err.into_response()),
@@ -84,16 +84,36 @@ pub async fn handle(
 }
 
 /// A request id unique across nodes and restarts without a system call
-/// per request: 64 random bits drawn once per process, then a counter.
+/// per request: 64 random bits drawn once per process, then a number
+/// unique within the process.
 fn new_request_id() -> HeaderValue {
     static PROCESS: OnceLock<u64> = OnceLock::new();
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let process = *PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let n = next_request_number();
     let mut id = [0u8; 32];
     hex_into(&mut id[..16], process);
     hex_into(&mut id[16..], n);
     HeaderValue::from_bytes(&id).expect("BUG: hex is a valid header")
+}
+
+/// Numbers unique within the process. Each thread takes a block of them at
+/// a time, so the worker threads do not contend for one shared counter on
+/// every request.
+fn next_request_number() -> u64 {
+    const BLOCK: u64 = 1 << 16;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static RANGE: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    RANGE.with(|range| {
+        let (mut next, mut end) = range.get();
+        if next == end {
+            next = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+            end = next + BLOCK;
+        }
+        range.set((next + 1, end));
+        next
+    })
 }
 
 /// Writes `value` as 16 lower-case hex digits.

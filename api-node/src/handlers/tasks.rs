@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{authenticate, no_query};
-use crate::cache::{Cached, Lookup};
+use crate::cache::{Cached, FillLease, Lookup};
 use crate::db::tasks;
 use crate::domain::list_query::ListQuery;
 use crate::domain::task_input::{NewTask, TaskPatch};
@@ -93,17 +93,30 @@ pub async fn get(state: &AppState, req: Request<Incoming>, raw_id: &str) -> Resu
         }
         Lookup::Miss(lease) => {
             count_cache_lookup(false);
-            let client = state.pool.get().await?;
-            let task = tasks::get(&client, caller.id, id)
-                .await?
-                .ok_or(ApiError::NotFound("task"))?;
-            if let Some(lease) = lease {
-                state.cache.fill(&task, lease);
-            }
+            // Boxed: the database read's future would otherwise set the
+            // size of every read's future (see `handlers::dispatch`).
+            let task = Box::pin(read_through(state, caller.id, id, lease)).await?;
             let response = task_response(StatusCode::OK, &task);
             Ok(cache_status(response, "MISS"))
         }
     }
+}
+
+/// A cache miss: the task from PostgreSQL, cached if `lease` still allows.
+async fn read_through(
+    state: &AppState,
+    user_id: Uuid,
+    id: Uuid,
+    lease: Option<FillLease>,
+) -> Result<Task, ApiError> {
+    let client = state.pool.get().await?;
+    let task = tasks::get(&client, user_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("task"))?;
+    if let Some(lease) = lease {
+        state.cache.fill(&task, lease);
+    }
+    Ok(task)
 }
 
 /// `POST /api/tasks` → 201 Task with `Location`.
