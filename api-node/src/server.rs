@@ -48,12 +48,12 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let activity = Arc::new(Activity::default());
-        let requests = Arc::new(Connection {
+        let connection = Arc::new(Connection {
             state: state.clone(),
             activity: activity.clone(),
         });
         let service = service_fn(move |req| {
-            let connection = requests.clone();
+            let connection = connection.clone();
             connection.activity.started.fetch_add(1, Ordering::Relaxed);
             // An error (a body that timed out) closes the connection.
             async move {

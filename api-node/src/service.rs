@@ -140,4 +140,20 @@ mod tests {
             assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit), "{id:?}");
         }
     }
+
+    #[test]
+    fn request_numbers_are_unique_across_threads() {
+        let take = || (0..3).map(|_| next_request_number()).collect::<Vec<_>>();
+        let mut all: Vec<u64> = std::thread::scope(|scope| {
+            let others: Vec<_> = (0..3).map(|_| scope.spawn(take)).collect();
+            let mut all = take();
+            for other in others {
+                all.extend(other.join().unwrap());
+            }
+            all
+        });
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 12);
+    }
 }
