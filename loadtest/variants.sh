@@ -6,12 +6,12 @@
 # the same PostgreSQL and Redis; each round runs every server once (wrk
 # -t1 -c64, the bench's read), in an order rotated round to round, and the
 # report gives each server's median req/s, p99, CPU per request (user +
-# system, from /proc; the system part beside it) and Redis's CPU per
-# request of it (how well the
-# server's calls were batched shows there), and its req/s and p99 ratios
-# to the floor of the same round. References: `twin`, the same floor binary on another port
-# (the A/A pair: what two identical servers get here), and `twin_auth`,
-# the twin sent the api-node's request with its bearer token.
+# system, from /proc; the system part beside it), Redis's CPU per request
+# of it (how well the server's calls were batched shows there), and its
+# req/s and p99 ratios to the floor of the same round. References: `twin`,
+# the same floor binary on another port (the A/A pair: what two identical
+# servers get here), and `twin_auth`, the twin sent the api-node's request
+# with its bearer token.
 #
 #   loadtest/variants.sh NAME=BINARY[:ENV=VALUE,...] ...
 #   e.g. loadtest/variants.sh main=/tmp/api-main change=/tmp/api-change

@@ -193,6 +193,8 @@ impl Drop for Ended {
 /// otherwise bounce between the cores' caches.
 struct Connection {
     state: Arc<AppState>,
+    /// Shared with the idle check's task, which must not keep the node's
+    /// state alive after the connection ended.
     activity: Arc<Activity>,
 }
 
