@@ -26,6 +26,15 @@
 #                      run (commands per read: how well calls were batched)
 #   VARIANT_PERF=NAME  runs that variant under `perf record -g` (the
 #                      profile lands in .local/variants-last/NAME.perf)
+#   VARIANT_INSTRUCTIONS=1 runs the floor and every variant under valgrind's
+#                      callgrind instead and reports instructions per
+#                      request (user space only) — a count, not a time: it
+#                      repeats to a fraction of a percent whatever else the
+#                      machine does, so it tells apart changes far smaller
+#                      than a timed run can. Throughput and p99 under
+#                      valgrind mean nothing and are not reported; each
+#                      round's profile is NAME_rN.callgrind (read it with
+#                      callgrind_annotate --inclusive=yes). Two rounds do.
 #
 # Builds nothing: build the binaries first (`cargo build --release -p
 # api-node -p loadgen`). Outputs go to .local/variants-last/.
@@ -41,14 +50,15 @@ ROUNDS="${VARIANT_ROUNDS:-6}"
 SECS="${VARIANT_SECS:-8}"
 STATE="$REPO/.local/variants-$$"
 OUT="$REPO/.local/variants-last"
-FLOOR="$REPO/target/release/floor"
+FLOOR="${VARIANT_FLOOR:-$REPO/target/release/floor}"
 PIDS=()
 
 log() { printf '[variants] %s\n' "$*" >&2; }
 
 stop_all_at_exit "$STATE"
 
-ensure_packages wrk curl
+INSTRUCTIONS="${VARIANT_INSTRUCTIONS:-}"
+ensure_packages wrk curl ${INSTRUCTIONS:+valgrind}
 mkdir -p "$STATE"
 rm -rf "$OUT" && mkdir -p "$OUT"
 PGPORT="$(free_port)"
@@ -61,6 +71,13 @@ export REDIS_URL="redis://127.0.0.1:$REDISPORT"
 JWT_SECRET="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
 export JWT_SECRET RUST_LOG=warn
 
+grind() { # NAME — the valgrind prefix of that server's command, into grind
+    grind=()
+    # Instrumentation starts switched off: start-up and the warm-up are
+    # not counted; the dumps after each round hold only that round.
+    [[ -z $INSTRUCTIONS ]] ||
+        grind=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$OUT/$1.callgrind")
+}
 declare -A URL PID
 NAMES=()
 serve() { # NAME PORT COMMAND... — starts a server, remembering its URL
@@ -72,12 +89,15 @@ serve() { # NAME PORT COMMAND... — starts a server, remembering its URL
     NAMES+=("$name")
     URL[$name]="http://127.0.0.1:$port"
 }
-port="$(free_port)" && serve floor "$port" "$FLOOR" "127.0.0.1:$port" "$REDIS_URL"
-port="$(free_port)" && serve twin "$port" "$FLOOR" "127.0.0.1:$port" "$REDIS_URL"
-# The twin again, sent the api-node's request (its bearer token header):
-# what the bigger request alone costs.
-NAMES+=(twin_auth)
-URL[twin_auth]=${URL[twin]} PID[twin_auth]=${PID[twin]}
+grind floor
+port="$(free_port)" && serve floor "$port" "${grind[@]}" "$FLOOR" "127.0.0.1:$port" "$REDIS_URL"
+if [[ -z $INSTRUCTIONS ]]; then # counts repeat: no A/A pair needed
+    port="$(free_port)" && serve twin "$port" "$FLOOR" "127.0.0.1:$port" "$REDIS_URL"
+    # The twin again, sent the api-node's request (its bearer token
+    # header): what the bigger request alone costs.
+    NAMES+=(twin_auth)
+    URL[twin_auth]=${URL[twin]} PID[twin_auth]=${PID[twin]}
+fi
 first=""
 for spec in "$@"; do
     name=${spec%%=*} rest=${spec#*=}
@@ -86,11 +106,12 @@ for spec in "$@"; do
     [[ -n $first ]] || { first=$name; "$bin" migrate; }
     port="$(free_port)" perf=()
     [[ ${VARIANT_PERF:-} != "$name" ]] || perf=(perf record ${VARIANT_PERF_ARGS:--F 999 -g} -o "$OUT/$name.perf" --)
-    serve "$name" "$port" env LISTEN_ADDR="127.0.0.1:$port" "${envs[@]}" "${perf[@]}" "$bin"
+    grind "$name"
+    serve "$name" "$port" env LISTEN_ADDR="127.0.0.1:$port" "${envs[@]}" "${grind[@]}" "${perf[@]}" "$bin"
 done
 for name in "${NAMES[@]}"; do
     [[ $name != twin_auth ]] || continue
-    for ((i = 0; i < 200; i++)); do
+    for ((i = 0; i < 1200; i++)); do # valgrind starts slowly
         curl -fsS -o /dev/null "${URL[$name]}/" 2>/dev/null && break
         curl -fsS -o /dev/null "${URL[$name]}/readyz" 2>/dev/null && break
         sleep 0.1
@@ -111,6 +132,27 @@ for name in "${NAMES[@]}"; do
     curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" "${URL[$name]}/api/tasks/$TASK"
 done
 
+target_of() { # NAME — the URL wrk reads and its headers, into target and auth
+    if [[ $1 == twin_auth ]]; then
+        target="${URL[$1]}/" auth=(-H "Authorization: Bearer $TOKEN")
+    elif [[ $1 == floor || $1 == twin ]]; then
+        target="${URL[$1]}/" auth=()
+    else
+        target="${URL[$1]}/api/tasks/$TASK" auth=(-H "Authorization: Bearer $TOKEN")
+    fi
+}
+# Fewer connections under valgrind: a request still in flight when wrk
+# stops is counted by callgrind but not by wrk, so at most 16 stray.
+CONNS=64
+if [[ -n $INSTRUCTIONS ]]; then
+    CONNS=16
+    for name in "${NAMES[@]}"; do
+        target_of "$name"
+        wrk -t1 -c$CONNS -d2s "${auth[@]}" "$target" >/dev/null
+        callgrind_control -i on "${PID[$name]}" >/dev/null
+    done
+fi
+
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -119,13 +161,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     n=${#NAMES[@]}
     for ((k = 0; k < n; k++)); do
         name=${NAMES[(k + round) % n]}
-        if [[ $name == twin_auth ]]; then
-            target="${URL[$name]}/" auth=(-H "Authorization: Bearer $TOKEN")
-        elif [[ $name == floor || $name == twin ]]; then
-            target="${URL[$name]}/" auth=()
-        else
-            target="${URL[$name]}/api/tasks/$TASK" auth=(-H "Authorization: Bearer $TOKEN")
-        fi
+        target_of "$name"
         log "round $round: $name"
         before=$(cpu_ticks "${PID[$name]}") sys_before=$(sys_ticks "${PID[$name]}")
         redis_before=$(cpu_ticks "$REDIS_PID")
@@ -133,7 +169,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         [[ -z ${VARIANT_PERF_ALL:-} ]] || sys_perf=(perf record -a -F 1999 -o "$OUT/${name}_r$round.perf" --)
         [[ -z ${VARIANT_SYSCALLS:-} ]] ||
             perf stat -e 'syscalls:sys_enter_*' -p "${PID[$name]}" -o "$OUT/${name}_r$round.syscalls" -- sleep "$SECS" &
-        "${sys_perf[@]}" wrk -t1 -c64 -d"${SECS}s" --latency "${auth[@]}" "$target" >"$OUT/${name}_r$round.txt" 2>&1
+        "${sys_perf[@]}" wrk -t1 -c$CONNS -d"${SECS}s" --latency "${auth[@]}" "$target" >"$OUT/${name}_r$round.txt" 2>&1
         if [[ -n ${VARIANT_REDIS_STATS:-} ]]; then
             redis-cli -p "$REDISPORT" info commandstats >"$OUT/${name}_r$round.redis"
             redis-cli -p "$REDISPORT" info stats >>"$OUT/${name}_r$round.redis"
@@ -142,6 +178,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
         echo "server_cpu_ticks: $(($(cpu_ticks "${PID[$name]}") - before))" >>"$OUT/${name}_r$round.txt"
         echo "server_sys_ticks: $(($(sys_ticks "${PID[$name]}") - sys_before))" >>"$OUT/${name}_r$round.txt"
         echo "redis_cpu_ticks: $(($(cpu_ticks "$REDIS_PID") - redis_before))" >>"$OUT/${name}_r$round.txt"
+        if [[ -n $INSTRUCTIONS ]]; then # a dump also zeroes the counts
+            callgrind_control -d "${PID[$name]}" >/dev/null
+            dump="$(ls -t "$OUT/$name.callgrind".* | head -1)"
+            mv "$dump" "$OUT/${name}_r$round.callgrind"
+            awk '/^summary:/ { print "instructions: " $2 }' "$OUT/${name}_r$round.callgrind" >>"$OUT/${name}_r$round.txt"
+        fi
     done
 done
 
@@ -159,6 +201,18 @@ def read(name, r):
     sys_ = int(re.search(r"server_sys_ticks: (\d+)", text).group(1))
     per = lambda t: t / hz / done * 1e6
     return rps, float(v) * UNIT[u], per(ticks), per(redis), per(sys_)
+def instructions(name, r):
+    text = open(f"{out}/{name}_r{r}.txt").read()
+    done = int(re.search(r"(\d+) requests in", text).group(1))
+    return int(re.search(r"instructions: (\d+)", text).group(1)) / done
+if re.search(r"instructions:", open(f"{out}/{names[0]}_r1.txt").read()):
+    ir = {n: [instructions(n, r) for r in range(1, rounds + 1)] for n in names}
+    floor = statistics.median(ir["floor"])
+    print(f"{'server':<14}{'Ir/req':>9}{'- floor':>9}{'/floor':>8}   Ir/req by round")
+    for n in names:
+        m = statistics.median(ir[n])
+        print(f"{n:<14}{m:>9.0f}{m - floor:>9.0f}{m / floor:>8.2f}   " + " ".join(f"{x:.0f}" for x in ir[n]))
+    sys.exit(0)
 data = {n: [read(n, r) for r in range(1, rounds + 1)] for n in names}
 print(f"{'server':<14}{'req/s':>9}{'p99 ms':>8}{'cpu µs':>8}{'sys µs':>8}{'redis µs':>9}{'rps/floor':>11}{'p99/floor':>11}   p99/floor by round")
 for n in names:
