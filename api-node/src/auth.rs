@@ -2,7 +2,7 @@
 //! and checked against the in-memory revocation set.
 
 use http::HeaderMap;
-use shared::jwt::{bearer_token, Claims, JwtKeys, TokenError};
+use shared::jwt::{bearer_token_bytes, Claims, JwtKeys, TokenError};
 use shared::revocation::Revocations;
 use uuid::Uuid;
 
@@ -24,7 +24,7 @@ impl AuthUser {
         jwt: &JwtKeys,
         revocations: &Revocations,
     ) -> Result<Self, ApiError> {
-        let token = bearer_token(headers)
+        let token = bearer_token_bytes(headers)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized("a bearer token is required"))?;
         let claims = jwt.verify(token).map_err(|err| match err {

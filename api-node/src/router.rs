@@ -3,9 +3,10 @@
 //! `Allow`, and an unknown path a 404.
 
 use http::Method;
+use uuid::Uuid;
 
 /// Every route the api-node serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// `POST /api/auth/register`
     Register,
@@ -17,8 +18,10 @@ pub enum Route {
     Profile,
     /// `GET | POST /api/tasks`
     Tasks,
-    /// `GET | PUT | DELETE /api/tasks/:id` (the id still unparsed).
-    Task(String),
+    /// `GET | PUT | DELETE /api/tasks/:id`, with the id if it is one (a
+    /// hyphenated UUID, in any case); None answers 400 once the caller is
+    /// authenticated.
+    Task(Option<Uuid>),
     /// `GET /healthz`
     Healthz,
     /// `GET /readyz`
@@ -51,7 +54,7 @@ impl Route {
                 if id.is_empty() || id.contains('/') {
                     return None;
                 }
-                Route::Task(id.to_owned())
+                Route::Task(task_id(id))
             }
         })
     }
@@ -67,9 +70,18 @@ impl Route {
         }
     }
 
-    /// Whether `method` is one this route answers.
+    /// Whether `method` is one this route answers (the methods of
+    /// [`Route::allow`]: a test holds the two together).
     pub fn allows(&self, method: &Method) -> bool {
-        self.allow().split(", ").any(|m| m == method.as_str())
+        match self {
+            Route::Register | Route::Login | Route::Logout => method == Method::POST,
+            Route::Profile => matches!(*method, Method::GET | Method::PUT),
+            Route::Tasks => matches!(*method, Method::GET | Method::POST),
+            Route::Task(_) => matches!(*method, Method::GET | Method::PUT | Method::DELETE),
+            Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi => {
+                method == Method::GET
+            }
+        }
     }
 
     /// A label for metrics and logs with no ids in it, so series stay few.
@@ -91,22 +103,27 @@ impl Route {
     /// Every route's label and allowed methods, for checking the OpenAPI
     /// document against the router.
     pub fn table() -> Vec<(&'static str, &'static str)> {
-        [
-            Route::Register,
-            Route::Login,
-            Route::Logout,
-            Route::Profile,
-            Route::Tasks,
-            Route::Task(String::new()),
-            Route::Healthz,
-            Route::Readyz,
-            Route::Metrics,
-            Route::OpenApi,
-        ]
-        .iter()
-        .map(|r| (r.label(), r.allow()))
-        .collect()
+        Self::ALL.iter().map(|r| (r.label(), r.allow())).collect()
     }
+
+    /// One of each route.
+    const ALL: [Route; 10] = [
+        Route::Register,
+        Route::Login,
+        Route::Logout,
+        Route::Profile,
+        Route::Tasks,
+        Route::Task(None),
+        Route::Healthz,
+        Route::Readyz,
+        Route::Metrics,
+        Route::OpenApi,
+    ];
+}
+
+/// A task id from the path: a hyphenated UUID, in any case.
+fn task_id(raw: &str) -> Option<Uuid> {
+    Uuid::try_parse(raw).ok().filter(|_| raw.len() == 36)
 }
 
 #[cfg(test)]
@@ -117,14 +134,43 @@ mod tests {
     fn resolves_paths_and_methods() {
         assert_eq!(Route::resolve("/api/tasks"), Some(Route::Tasks));
         assert_eq!(Route::resolve("/api/tasks/"), Some(Route::Tasks));
-        assert_eq!(
-            Route::resolve("/api/tasks/abc"),
-            Some(Route::Task("abc".into()))
-        );
+        assert_eq!(Route::resolve("/api/tasks/abc"), Some(Route::Task(None)));
         assert_eq!(Route::resolve("/api/tasks/abc/def"), None);
         assert_eq!(Route::resolve("/api/nope"), None);
         assert!(Route::Tasks.allows(&Method::POST));
         assert!(!Route::Tasks.allows(&Method::DELETE));
-        assert_eq!(Route::Task("x".into()).allow(), "GET, PUT, DELETE");
+        assert_eq!(Route::Task(None).allow(), "GET, PUT, DELETE");
+    }
+
+    #[test]
+    fn task_ids_are_hyphenated_uuids_in_any_case() {
+        let id = Uuid::new_v4();
+        let path = |raw: String| Route::resolve(&format!("/api/tasks/{raw}"));
+        assert_eq!(path(id.to_string()), Some(Route::Task(Some(id))));
+        assert_eq!(
+            path(id.to_string().to_uppercase()),
+            Some(Route::Task(Some(id)))
+        );
+        assert_eq!(path(id.simple().to_string()), Some(Route::Task(None)));
+        assert_eq!(path(format!("{{{id}}}")), Some(Route::Task(None)));
+    }
+
+    #[test]
+    fn allows_answers_exactly_the_allow_header() {
+        let methods = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ];
+        for route in Route::ALL {
+            for method in &methods {
+                let listed = route.allow().split(", ").any(|m| m == method.as_str());
+                assert_eq!(route.allows(method), listed, "{route:?} {method}");
+            }
+        }
     }
 }

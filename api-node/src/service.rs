@@ -19,7 +19,8 @@ use crate::router::Route;
 use crate::state::AppState;
 use crate::web::Resp;
 
-const REQUEST_ID: &str = "x-request-id";
+/// A constant, so the name is checked once, not on every request.
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// A request whose body did not arrive within `BODY_READ_TIMEOUT_SECS`:
 /// the connection is closed without an answer (as nginx and the header read
@@ -38,7 +39,7 @@ pub async fn handle(
     let started = Instant::now();
     let request_id = req
         .headers()
-        .get(REQUEST_ID)
+        .get(&REQUEST_ID)
         .filter(|v| v.len() <= 64 && v.to_str().is_ok_and(|s| !s.is_empty()))
         .cloned()
         .unwrap_or_else(new_request_id);

@@ -39,8 +39,9 @@ const POLL_OVERLAP: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 /// The in-memory set of revoked token ids, shared by every request.
 #[derive(Debug)]
 pub struct Revocations {
-    /// jti → expiry (seconds since the epoch), for pruning.
-    revoked: DashMap<Uuid, i64>,
+    /// jti → expiry (seconds since the epoch), for pruning. Looked up on
+    /// every request: hashed with foldhash (seeded at random), not SipHash.
+    revoked: DashMap<Uuid, i64, foldhash::quality::RandomState>,
     /// Announces each newly learnt jti, so a ws-node can close its sockets.
     announce: broadcast::Sender<Uuid>,
     /// Whether the set has been loaded from PostgreSQL at least once. Until
@@ -52,7 +53,7 @@ pub struct Revocations {
 impl Default for Revocations {
     fn default() -> Self {
         Self {
-            revoked: DashMap::new(),
+            revoked: DashMap::default(),
             announce: broadcast::channel(4096).0,
             loaded: AtomicBool::new(false),
         }

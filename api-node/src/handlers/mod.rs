@@ -35,7 +35,7 @@ pub async fn dispatch(
     // cached read is awaited in place; the others (a database round trip
     // or a password hash each, where one allocation is nothing) are boxed.
     match (route, method) {
-        (Route::Task(id), Method::GET) => tasks::get(state, req, &id).await,
+        (Route::Task(id), Method::GET) => tasks::get(state, req, id).await,
         (Route::Register, _) => Box::pin(auth::register(state, req, peer)).await,
         (Route::Login, _) => Box::pin(auth::login(state, req, peer)).await,
         (Route::Logout, _) => Box::pin(auth::logout(state, req)).await,
@@ -43,8 +43,8 @@ pub async fn dispatch(
         (Route::Profile, _) => Box::pin(profile::update(state, req)).await,
         (Route::Tasks, Method::GET) => Box::pin(tasks::list(state, req)).await,
         (Route::Tasks, _) => Box::pin(tasks::create(state, req)).await,
-        (Route::Task(id), Method::PUT) => Box::pin(tasks::update(state, req, &id)).await,
-        (Route::Task(id), _) => Box::pin(tasks::delete(state, req, &id)).await,
+        (Route::Task(id), Method::PUT) => Box::pin(tasks::update(state, req, id)).await,
+        (Route::Task(id), _) => Box::pin(tasks::delete(state, req, id)).await,
         (Route::Healthz, _) => Ok(ops::healthz()),
         (Route::Readyz, _) => Ok(Box::pin(ops::readyz(state)).await),
         (Route::Metrics, _) => Ok(ops::metrics(state)),
