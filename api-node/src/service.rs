@@ -52,8 +52,19 @@ pub async fn handle(
         method = %method,
         route = label
     );
-    let outcome = async {
-        let outcome = match handlers::dispatch(state, route, req, peer).await {
+    // The handler's future is instrumented directly, not wrapped in an
+    // async block first: that would hold it twice (see `handlers::boxed`).
+    // Instrumenting moves it whole, for nothing when the span is disabled
+    // (logging above `info`).
+    let handled = if span.is_disabled() {
+        handlers::dispatch(state, route, req, peer).await
+    } else {
+        handlers::dispatch(state, route, req, peer)
+            .instrument(span.clone())
+            .await
+    };
+    let (outcome, status) = span.in_scope(|| {
+        let outcome = match handled {
             Ok(response) => Ok(response),
             Err(ApiError::BodyTimeout) => Err(BodyTimedOut),
             Err(err) => Ok(err.into_response()),
@@ -66,13 +77,8 @@ pub async fn handle(
             elapsed_us = started.elapsed().as_micros() as u64,
             "answered"
         );
-        outcome
-    }
-    .instrument(span)
-    .await;
-    let status = outcome
-        .as_ref()
-        .map_or(StatusCode::REQUEST_TIMEOUT, Resp::status);
+        (outcome, status)
+    });
     http_series::record(label, &method, status, started.elapsed().as_secs_f64());
     let mut response = outcome?;
     response.headers_mut().insert(REQUEST_ID, request_id);

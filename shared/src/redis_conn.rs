@@ -8,9 +8,11 @@
 //! one pipeline, and events go over sharded pub/sub (SPUBLISH).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -338,25 +340,29 @@ impl RedisConn {
         .await
     }
 
-    /// Runs a single command within the timeout.
-    pub async fn cmd<T: FromRedisValue + Send>(&self, cmd: &redis::Cmd) -> Result<T, RedisFailure> {
-        self.bounded(async {
+    /// Runs a single command within the timeout. Not an `async fn`, nor is
+    /// `bounded`: each would keep a second copy of the call's future in its
+    /// own (every cached read's future is moved whole a few times).
+    pub fn cmd<'a, T: FromRedisValue + Send + 'a>(
+        &'a self,
+        cmd: &'a redis::Cmd,
+    ) -> impl Future<Output = Result<T, RedisFailure>> + Send + 'a {
+        self.bounded(async move {
             match &self.handle {
                 Handle::Single(manager) => cmd.query_async(&mut manager.clone()).await,
                 Handle::Cluster(cluster) => cmd.query_async(&mut cluster.get().await?).await,
             }
         })
-        .await
     }
 
-    async fn bounded<T>(
+    fn bounded<T>(
         &self,
-        call: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, RedisFailure> {
-        match tokio::time::timeout(self.timeout, call).await {
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> impl Future<Output = Result<T, RedisFailure>> {
+        tokio::time::timeout(self.timeout, call).map(|outcome| match outcome {
             Ok(result) => Ok(result?),
             Err(_) => Err(RedisFailure::Timeout),
-        }
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The caller's tasks.
 
+use futures_util::future::BoxFuture;
 use http::{header, Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
@@ -95,9 +96,7 @@ pub async fn get(
         }
         Lookup::Miss(lease) => {
             count_cache_lookup(false);
-            // Boxed: the database read's future would otherwise set the
-            // size of every read's future (see `handlers::dispatch`).
-            let task = Box::pin(read_through(state, caller.id, id, lease)).await?;
+            let task = read_through(state, caller.id, id, lease).await?;
             let response = task_response(StatusCode::OK, &task);
             Ok(cache_status(response, "MISS"))
         }
@@ -105,7 +104,18 @@ pub async fn get(
 }
 
 /// A cache miss: the task from PostgreSQL, cached if `lease` still allows.
-async fn read_through(
+/// Boxed, by a function that is not `async` (see `handlers::boxed`): the
+/// database read's future would otherwise set the size of every read's.
+fn read_through(
+    state: &AppState,
+    user_id: Uuid,
+    id: Uuid,
+    lease: Option<FillLease>,
+) -> BoxFuture<'_, Result<Task, ApiError>> {
+    Box::pin(read_from_postgres(state, user_id, id, lease))
+}
+
+async fn read_from_postgres(
     state: &AppState,
     user_id: Uuid,
     id: Uuid,
