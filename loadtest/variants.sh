@@ -35,6 +35,8 @@
 #                      valgrind mean nothing and are not reported; each
 #                      round's profile is NAME_rN.callgrind (read it with
 #                      callgrind_annotate --inclusive=yes). Two rounds do.
+#   VARIANT_FLOOR=BINARY the floor to compare with (default: the release
+#                      build's; build both with the same profile)
 #
 # Builds nothing: build the binaries first (`cargo build --release -p
 # api-node -p loadgen`). Outputs go to .local/variants-last/.
@@ -91,13 +93,15 @@ serve() { # NAME PORT COMMAND... — starts a server, remembering its URL
 }
 grind floor
 port="$(free_port)" && serve floor "$port" "${grind[@]}" "$FLOOR" "127.0.0.1:$port" "$REDIS_URL"
-if [[ -z $INSTRUCTIONS ]]; then # counts repeat: no A/A pair needed
+twin=floor # counts repeat: no A/A pair needed
+if [[ -z $INSTRUCTIONS ]]; then
     port="$(free_port)" && serve twin "$port" "$FLOOR" "127.0.0.1:$port" "$REDIS_URL"
-    # The twin again, sent the api-node's request (its bearer token
-    # header): what the bigger request alone costs.
-    NAMES+=(twin_auth)
-    URL[twin_auth]=${URL[twin]} PID[twin_auth]=${PID[twin]}
+    twin=twin
 fi
+# The twin again (the floor itself when counting), sent the api-node's
+# request (its bearer token header): what the bigger request alone costs.
+NAMES+=(twin_auth)
+URL[twin_auth]=${URL[$twin]} PID[twin_auth]=${PID[$twin]}
 first=""
 for spec in "$@"; do
     name=${spec%%=*} rest=${spec#*=}
@@ -151,6 +155,8 @@ if [[ -n $INSTRUCTIONS ]]; then
         wrk -t1 -c$CONNS -d2s "${auth[@]}" "$target" >/dev/null
         callgrind_control -i on "${PID[$name]}" >/dev/null
     done
+    # A process serving two names was counting during the second's warm-up.
+    for name in "${NAMES[@]}"; do callgrind_control -z "${PID[$name]}" >/dev/null; done
 fi
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -180,7 +186,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         echo "redis_cpu_ticks: $(($(cpu_ticks "$REDIS_PID") - redis_before))" >>"$OUT/${name}_r$round.txt"
         if [[ -n $INSTRUCTIONS ]]; then # a dump also zeroes the counts
             callgrind_control -d "${PID[$name]}" >/dev/null
-            dump="$(ls -t "$OUT/$name.callgrind".* | head -1)"
+            dump="$(ls -t "$OUT/${name/twin_auth/$twin}.callgrind".* | head -1)"
             mv "$dump" "$OUT/${name}_r$round.callgrind"
             awk '/^summary:/ { print "instructions: " $2 }' "$OUT/${name}_r$round.callgrind" >>"$OUT/${name}_r$round.txt"
         fi
