@@ -110,6 +110,12 @@ impl ApiError {
         }
     }
 
+    /// Whether [`ApiError::into_response`] logs it (a 500 or a 503 for a
+    /// dependency).
+    pub fn is_logged(&self) -> bool {
+        matches!(self, ApiError::Internal(_) | ApiError::Unavailable(_))
+    }
+
     /// The response the client sees.
     pub fn into_response(self) -> Resp {
         match &self {
