@@ -39,9 +39,9 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     bearer_token_bytes(headers).and_then(|t| std::str::from_utf8(t).ok())
 }
 
-/// [`bearer_token`] as bytes, not yet checked to be text: a token
-/// [`JwtKeys::verify`] has seen verify is found by its bytes, with no pass
-/// over them to check they are text first.
+/// [`bearer_token`] as bytes, not yet checked to be text: a token that
+/// verified before is found by [`JwtKeys::verify`] by its bytes, with no
+/// pass over them to check they are text first.
 pub fn bearer_token_bytes(headers: &http::HeaderMap) -> Option<&[u8]> {
     let value = headers.get(http::header::AUTHORIZATION)?.as_bytes();
     let token = value

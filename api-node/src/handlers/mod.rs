@@ -58,6 +58,7 @@ fn boxed<'a>(
         (Route::Profile, _) => Box::pin(profile::update(state, req)),
         (Route::Tasks, Method::GET) => Box::pin(tasks::list(state, req)),
         (Route::Tasks, _) => Box::pin(tasks::create(state, req)),
+        // `dispatch` awaits this one in place; here it keeps the match total.
         (Route::Task(id), Method::GET) => Box::pin(tasks::get(state, req, id)),
         (Route::Task(id), Method::PUT) => Box::pin(tasks::update(state, req, id)),
         (Route::Task(id), _) => Box::pin(tasks::delete(state, req, id)),
