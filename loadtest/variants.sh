@@ -11,7 +11,7 @@
 # req/s and p99 ratios to the floor of the same round. References: `twin`,
 # the same floor binary on another port (the A/A pair: what two identical
 # servers get here), and `twin_auth`, the twin sent the api-node's request
-# with its bearer token.
+# with its path and bearer token.
 #
 #   loadtest/variants.sh NAME=BINARY[:ENV=VALUE,...] ...
 #   e.g. loadtest/variants.sh main=/tmp/api-main change=/tmp/api-change
@@ -99,7 +99,7 @@ if [[ -z $INSTRUCTIONS ]]; then
     twin=twin
 fi
 # The twin again (the floor itself when counting), sent the api-node's
-# request (its bearer token header): what the bigger request alone costs.
+# request (its path and bearer token): what the bigger request alone costs.
 NAMES+=(twin_auth)
 URL[twin_auth]=${URL[$twin]} PID[twin_auth]=${PID[$twin]}
 first=""
@@ -138,7 +138,7 @@ done
 
 target_of() { # NAME — the URL wrk reads and its headers, into target and auth
     if [[ $1 == twin_auth ]]; then
-        target="${URL[$1]}/" auth=(-H "Authorization: Bearer $TOKEN")
+        target="${URL[$1]}/api/tasks/$TASK" auth=(-H "Authorization: Bearer $TOKEN")
     elif [[ $1 == floor || $1 == twin ]]; then
         target="${URL[$1]}/" auth=()
     else

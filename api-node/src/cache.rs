@@ -118,13 +118,11 @@ const TOMBSTONE_VERSION: i64 = 1 << 53;
 /// loses its fill.
 pub const LEASE_TTL_MS: u64 = 5_000;
 
-/// What the cache holds for a task id.
+/// What the cache holds for a task id, as the caller may see it.
 #[derive(Debug)]
 pub enum Cached {
-    /// The task: its owner, version and JSON.
+    /// The caller's task: its version and JSON.
     Task {
-        /// Owner.
-        user_id: Uuid,
         /// Version, for the ETag.
         version: i64,
         /// The task JSON, ready to send.
@@ -132,6 +130,9 @@ pub enum Cached {
     },
     /// Deleted recently.
     Deleted,
+    /// Someone else's task. Keys are per owner, so only a bug could put
+    /// one here; it answers as a missing task would all the same.
+    NotOwned,
 }
 
 /// The answer to a lookup.
@@ -183,7 +184,7 @@ impl TaskCache {
                 return Lookup::Miss(None);
             }
         };
-        if let Some(cached) = value.and_then(|v| parse(Bytes::from(v))) {
+        if let Some(cached) = value.and_then(|v| parse(Bytes::from(v), user_id)) {
             return Lookup::Hit(cached);
         }
         let token = Uuid::new_v4().simple().to_string();
@@ -286,21 +287,40 @@ fn entry(version: i64, user_id: Uuid, json: &str) -> String {
     format!("{version}|{user_id}|{json}")
 }
 
-fn parse(value: Bytes) -> Option<Cached> {
+/// Reads a cached value for the caller `user_id`; None if it is not one.
+/// The owner is compared as text first: an entry's owner is written
+/// hyphenated and lower-case, and parsing it on every hit cost more than
+/// the rest of the lookup's own work.
+fn parse(value: Bytes, user_id: Uuid) -> Option<Cached> {
     let first = value.iter().position(|b| *b == b'|')?;
-    let second = first + 1 + value[first + 1..].iter().position(|b| *b == b'|')?;
-    let version: i64 = std::str::from_utf8(&value[..first]).ok()?.parse().ok()?;
+    let version = parse_version(&value[..first])?;
     if version == TOMBSTONE_VERSION {
         return Some(Cached::Deleted);
     }
-    let user_id = std::str::from_utf8(&value[first + 1..second])
-        .ok()?
-        .parse()
-        .ok()?;
+    let rest = &value[first + 1..];
+    let owner_len = rest.iter().position(|b| *b == b'|')?;
+    let owner = &rest[..owner_len];
+    let mut buf = Uuid::encode_buffer();
+    let caller = user_id.hyphenated().encode_lower(&mut buf).as_bytes();
+    let owned =
+        owner == caller || std::str::from_utf8(owner).ok()?.parse::<Uuid>().ok()? == user_id;
+    if !owned {
+        return Some(Cached::NotOwned);
+    }
     Some(Cached::Task {
-        user_id,
         version,
-        json: value.slice(second + 1..),
+        json: value.slice(first + owner_len + 2..),
+    })
+}
+
+/// A version as [`entry`] writes it: decimal digits, at most 18 (enough
+/// for the tombstone's 2^53).
+fn parse_version(digits: &[u8]) -> Option<i64> {
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    digits.iter().try_fold(0_i64, |n, d| {
+        d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
     })
 }
 
@@ -311,22 +331,38 @@ mod tests {
     #[test]
     fn parses_values_and_tombstones() {
         let user = Uuid::new_v4();
-        let Some(Cached::Task {
-            user_id,
-            version,
-            json,
-        }) = parse(Bytes::from(format!("7|{user}|{{\"a\":\"x|y\"}}")))
+        let Some(Cached::Task { version, json }) =
+            parse(Bytes::from(entry(7, user, "{\"a\":\"x|y\"}")), user)
         else {
             panic!("expected a task");
         };
-        assert_eq!(
-            (user_id, version, &json[..]),
-            (user, 7, &b"{\"a\":\"x|y\"}"[..])
-        );
+        assert_eq!((version, &json[..]), (7, &b"{\"a\":\"x|y\"}"[..]));
         assert!(matches!(
-            parse(Bytes::from(format!("{TOMBSTONE_VERSION}|-|"))),
+            parse(Bytes::from(format!("{TOMBSTONE_VERSION}|-|")), user),
             Some(Cached::Deleted)
         ));
-        assert!(parse(Bytes::from_static(b"garbage")).is_none());
+        for garbage in [
+            "garbage",
+            "|x|{}",
+            "x|y|{}",
+            "-1|y|{}",
+            "12345678901234567890|y|{}",
+        ] {
+            assert!(parse(Bytes::from(garbage), user).is_none(), "{garbage}");
+        }
+    }
+
+    #[test]
+    fn an_owner_is_compared_whatever_its_spelling() {
+        let user = Uuid::new_v4();
+        let upper = format!("3|{}|{{}}", user.to_string().to_uppercase());
+        assert!(matches!(
+            parse(Bytes::from(upper), user),
+            Some(Cached::Task { version: 3, .. })
+        ));
+        let other = Bytes::from(entry(3, Uuid::new_v4(), "{}"));
+        assert!(matches!(parse(other, user), Some(Cached::NotOwned)));
+        let unreadable = Bytes::from("3|not-an-id|{}");
+        assert!(parse(unreadable, user).is_none());
     }
 }

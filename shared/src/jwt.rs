@@ -167,7 +167,7 @@ impl JwtKeys {
         let token = token.as_ref();
         if let Some(claims) = self.verified.get(token).map(|c| c.clone()) {
             // jsonwebtoken's rule with no leeway: expired once exp < now.
-            if claims.exp < Utc::now().timestamp() {
+            if claims.exp < unix_now() {
                 self.verified.remove(token);
                 return Err(TokenError::Expired);
             }
@@ -193,6 +193,14 @@ impl JwtKeys {
             Err(_) => Err(TokenError::Invalid),
         }
     }
+}
+
+/// Seconds since the epoch, read on every cached token's check: the
+/// system clock alone, without chrono's calendar conversion.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
 }
 
 #[cfg(test)]

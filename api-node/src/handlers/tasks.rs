@@ -82,15 +82,11 @@ pub async fn get(
         Lookup::Hit(cached) => {
             count_cache_lookup(true);
             let response = match cached {
-                Cached::Task {
-                    user_id,
-                    version,
-                    json,
-                } if user_id == caller.id => {
+                Cached::Task { version, json } => {
                     web::with_etag(web::json_bytes(StatusCode::OK, json), version)
                 }
                 // Deleted, or someone else's: the same 404 as a missing task.
-                _ => ApiError::NotFound("task").into_response(),
+                Cached::Deleted | Cached::NotOwned => ApiError::NotFound("task").into_response(),
             };
             Ok(cache_status(response, "HIT"))
         }
