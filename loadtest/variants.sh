@@ -35,6 +35,10 @@
 #                      valgrind mean nothing and are not reported; each
 #                      round's profile is NAME_rN.callgrind (read it with
 #                      callgrind_annotate --inclusive=yes). Two rounds do.
+#   VARIANT_PAD=N      adds `padded`: the floor doing N iterations of busy
+#                      work per request (see its doc), sent the api-node's
+#                      request — at the api-node's count of instructions,
+#                      what that count alone costs in req/s and p99
 #   VARIANT_FLOOR=BINARY the floor to compare with (default: the release
 #                      build's; build both with the same profile)
 #
@@ -102,6 +106,10 @@ fi
 # request (its path and bearer token): what the bigger request alone costs.
 NAMES+=(twin_auth)
 URL[twin_auth]=${URL[$twin]} PID[twin_auth]=${PID[$twin]}
+if [[ -n ${VARIANT_PAD:-} ]]; then
+    grind padded
+    port="$(free_port)" && serve padded "$port" "${grind[@]}" "$FLOOR" "127.0.0.1:$port" "$REDIS_URL" "$VARIANT_PAD"
+fi
 first=""
 for spec in "$@"; do
     name=${spec%%=*} rest=${spec#*=}
@@ -132,12 +140,12 @@ TASK="$(curl -fsS -X POST "$API/api/tasks" -H "authorization: Bearer $TOKEN" -H 
     -d '{"title":"the cached task","description":"read over and over","priority":5}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 for name in "${NAMES[@]}"; do
-    [[ $name == floor || $name == twin* ]] && continue
+    [[ $name == floor || $name == twin* || $name == padded ]] && continue
     curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" "${URL[$name]}/api/tasks/$TASK"
 done
 
 target_of() { # NAME — the URL wrk reads and its headers, into target and auth
-    if [[ $1 == twin_auth ]]; then
+    if [[ $1 == twin_auth || $1 == padded ]]; then
         target="${URL[$1]}/api/tasks/$TASK" auth=(-H "Authorization: Bearer $TOKEN")
     elif [[ $1 == floor || $1 == twin ]]; then
         target="${URL[$1]}/" auth=()

@@ -10,6 +10,11 @@
 //!   `ConnectionManager` as the api-node, and answers with the value (the
 //!   same task JSON, stored once at start-up). No auth, no routing, no
 //!   metrics: no design with a shared cache can answer a read faster.
+//! - `floor ADDR REDIS_URL PAD` is that floor padded: `PAD` iterations of
+//!   busy work per request before the GET (a multiply-add the compiler
+//!   cannot drop, ~5 instructions each). Padded to the api-node's count of
+//!   instructions per read, it tells what those extra instructions alone
+//!   cost in throughput and p99, apart from how the node is built.
 
 use std::convert::Infallible;
 
@@ -41,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    let pad: u64 = args.next().map_or(Ok(0), |n| n.parse())?;
     let listener = TcpListener::bind(&addr).await?;
     loop {
         let (stream, _) = listener.accept().await?;
@@ -50,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
             let service = service_fn(move |_req: Request<hyper::body::Incoming>| {
                 let redis = redis.clone();
                 async move {
+                    busy(pad);
                     let body = match redis {
                         Some(mut conn) => {
                             let value: Option<Vec<u8>> = redis::cmd("GET")
@@ -74,4 +81,13 @@ async fn main() -> anyhow::Result<()> {
                 .await;
         });
     }
+}
+
+/// `iterations` rounds of work that cannot be optimised away.
+fn busy(iterations: u64) {
+    let mut x = 0_u64;
+    for i in 0..iterations {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+    }
+    std::hint::black_box(x);
 }
