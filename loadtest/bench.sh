@@ -18,6 +18,8 @@
 #   BENCH_SECS=10      seconds per HTTP scenario
 #   BENCH_READ_ROUNDS=5  paired rounds of the cached read and its floor (each
 #                      with an A/A pair: the floor against a twin of itself)
+#   BENCH_READ_FLOOR_PAD=560  busy-work iterations per request of the padded
+#                      floor (560: the api-node's instructions per cached read)
 #   BENCH_WRITE_ROUNDS=3 paired rounds of POST /api/tasks and pgbench's write
 #   WS_IDLE_CONNS=19000  idle sockets (the process fd limit here is 20,000)
 #   WS_FANOUT_CONNS=10000 WS_FANOUT_USERS=1000 WS_FANOUT_RATE=500
@@ -38,6 +40,7 @@ source "$REPO/scripts/services.sh"
 
 SECS="${BENCH_SECS:-10}"
 READ_ROUNDS="${BENCH_READ_ROUNDS:-5}"
+READ_FLOOR_PAD="${BENCH_READ_FLOOR_PAD:-560}"
 WRITE_ROUNDS="${BENCH_WRITE_ROUNDS:-3}"
 STATE="$REPO/.local/bench-$$"
 RESULTS="$REPO/loadtest/results"
@@ -50,7 +53,7 @@ fi
 BIN="$REPO/target/release"
 # Another api-node build to measure (an A/B of one change, with BENCH_ONLY).
 API_NODE_BIN="${BENCH_API_NODE_BIN:-$BIN/api-node}"
-API_PORT=38081 WS_PORT=38091 FLOOR_PORT=38999 READ_FLOOR_PORT=38998 TWIN_PORT=38997
+API_PORT=38081 WS_PORT=38091 FLOOR_PORT=38999 READ_FLOOR_PORT=38998 TWIN_PORT=38997 PADDED_PORT=38996
 API="http://127.0.0.1:$API_PORT"
 PIDS=()
 
@@ -119,7 +122,14 @@ PIDS+=("$READ_FLOOR_PID")
 "$BIN/floor" "127.0.0.1:$TWIN_PORT" "$REDIS_URL" &
 TWIN_PID=$!
 PIDS+=("$TWIN_PID")
-for url in "$API/readyz" "http://127.0.0.1:$WS_PORT/readyz" "http://127.0.0.1:$FLOOR_PORT/" "http://127.0.0.1:$READ_FLOOR_PORT/" "http://127.0.0.1:$TWIN_PORT/"; do
+# The cached-read floor padded with busy work to the api-node's count of
+# instructions per cached read (callgrind: `loadtest/variants.sh` with
+# VARIANT_INSTRUCTIONS=1 VARIANT_PAD=N), sent the api-node's request: what
+# that many instructions alone cost here, apart from how the node is built.
+"$BIN/floor" "127.0.0.1:$PADDED_PORT" "$REDIS_URL" "$READ_FLOOR_PAD" &
+PADDED_PID=$!
+PIDS+=("$PADDED_PID")
+for url in "$API/readyz" "http://127.0.0.1:$WS_PORT/readyz" "http://127.0.0.1:$FLOOR_PORT/" "http://127.0.0.1:$READ_FLOOR_PORT/" "http://127.0.0.1:$TWIN_PORT/" "http://127.0.0.1:$PADDED_PORT/"; do
     for ((i = 0; i < 100; i++)); do curl -fsS -o /dev/null "$url" 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -150,9 +160,10 @@ run() { # NAME COMMAND... — runs a scenario, keeping its output
     local name=$1
     shift
     # A round's name (cached_get_r2) is selected by its scenario's (cached_get);
-    # the floor's twin (read_floor_twin_r2) comes with the floor.
+    # the floor's twin and padded copy (read_floor_twin_r2) come with the floor.
     local scenario=${name%_r[0-9]*}
     scenario=${scenario%_twin}
+    scenario=${scenario%_padded}
     if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" $scenario "* ]]; then
         return 0
     fi
@@ -179,11 +190,13 @@ run floor wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$FLOOR_PORT/"
 # rounds' ratios instead of trusting one pair. The floor's twin runs on the
 # floor's other side, so each round also holds an A/A pair (twin, floor).
 for ((round = 1; round <= READ_ROUNDS; round++)); do
-    pair=(read_floor_twin read_floor cached_get)
-    ((round % 2)) || pair=(cached_get read_floor read_floor_twin)
+    pair=(read_floor_twin read_floor cached_get read_floor_padded)
+    ((round % 2)) || pair=(read_floor_padded cached_get read_floor read_floor_twin)
     for name in "${pair[@]}"; do
         if [[ $name == read_floor ]]; then
             timed "$READ_FLOOR_PID" "read_floor_r$round" wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$READ_FLOOR_PORT/"
+        elif [[ $name == read_floor_padded ]]; then
+            timed "$PADDED_PID" "read_floor_padded_r$round" wrk -t1 -c64 -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PADDED_PORT/api/tasks/$TASK"
         elif [[ $name == read_floor_twin ]]; then
             timed "$TWIN_PID" "read_floor_twin_r$round" wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$TWIN_PORT/"
         else
