@@ -288,9 +288,8 @@ fn entry(version: i64, user_id: Uuid, json: &str) -> String {
 }
 
 /// Reads a cached value for the caller `user_id`; None if it is not one.
-/// The owner is compared as text first: an entry's owner is written
-/// hyphenated and lower-case, and parsing it on every hit cost more than
-/// the rest of the lookup's own work.
+/// The owner is compared as text first (an entry's owner is written
+/// hyphenated and lower-case): cheaper than parsing it on every hit.
 fn parse(value: Bytes, user_id: Uuid) -> Option<Cached> {
     let first = value.iter().position(|b| *b == b'|')?;
     let version = parse_version(&value[..first])?;

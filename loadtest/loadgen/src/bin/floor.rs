@@ -12,7 +12,7 @@
 //!   metrics: no design with a shared cache can answer a read faster.
 //! - `floor ADDR REDIS_URL PAD` is that floor padded: `PAD` iterations of
 //!   busy work per request before the GET (a multiply-add the compiler
-//!   cannot drop, ~5 instructions each). Padded to the api-node's count of
+//!   cannot drop, ~9 instructions each). Padded to the api-node's count of
 //!   instructions per read, it tells what those extra instructions alone
 //!   cost in throughput and p99, apart from how the node is built.
 
