@@ -30,7 +30,7 @@
 
 use std::sync::LazyLock;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use redis::Pipeline;
 use shared::redis_keys::RedisKeys;
 use uuid::Uuid;
@@ -176,7 +176,9 @@ impl TaskCache {
     /// A task is cached under its owner's key only: `user_id` is the
     /// caller's, so another user's id never finds it.
     pub async fn lookup(&self, user_id: Uuid, id: Uuid) -> Lookup {
-        let key = self.keys.task(user_id, id);
+        let mut buf = Uuid::encode_buffer();
+        let caller = user_id.hyphenated().encode_lower(&mut buf);
+        let key = self.keys.task_of(caller, id);
         let value: Option<Vec<u8>> = match self.redis.cmd(redis::cmd("GET").arg(&key)).await {
             Ok(value) => value,
             Err(err) => {
@@ -184,7 +186,7 @@ impl TaskCache {
                 return Lookup::Miss(None);
             }
         };
-        if let Some(cached) = value.and_then(|v| parse(Bytes::from(v), user_id)) {
+        if let Some(cached) = value.and_then(|v| parse(v, caller, user_id)) {
             return Lookup::Hit(cached);
         }
         let token = Uuid::new_v4().simple().to_string();
@@ -287,10 +289,12 @@ fn entry(version: i64, user_id: Uuid, json: &str) -> String {
     format!("{version}|{user_id}|{json}")
 }
 
-/// Reads a cached value for the caller `user_id`; None if it is not one.
-/// The owner is compared as text first (an entry's owner is written
-/// hyphenated and lower-case): cheaper than parsing it on every hit.
-fn parse(value: Bytes, user_id: Uuid) -> Option<Cached> {
+/// Reads a cached value for the caller `user_id` (`caller` is its
+/// hyphenated lower-case text); None if it is not one. The owner is
+/// compared as text first (an entry's owner is written that way): cheaper
+/// than parsing it on every hit. The JSON is the value's own buffer from
+/// its start: no copy, and no shared handle to allocate.
+fn parse(value: Vec<u8>, caller: &str, user_id: Uuid) -> Option<Cached> {
     let first = value.iter().position(|b| *b == b'|')?;
     let version = parse_version(&value[..first])?;
     if version == TOMBSTONE_VERSION {
@@ -299,17 +303,14 @@ fn parse(value: Bytes, user_id: Uuid) -> Option<Cached> {
     let rest = &value[first + 1..];
     let owner_len = rest.iter().position(|b| *b == b'|')?;
     let owner = &rest[..owner_len];
-    let mut buf = Uuid::encode_buffer();
-    let caller = user_id.hyphenated().encode_lower(&mut buf).as_bytes();
-    let owned =
-        owner == caller || std::str::from_utf8(owner).ok()?.parse::<Uuid>().ok()? == user_id;
+    let owned = owner == caller.as_bytes()
+        || std::str::from_utf8(owner).ok()?.parse::<Uuid>().ok()? == user_id;
     if !owned {
         return Some(Cached::NotOwned);
     }
-    Some(Cached::Task {
-        version,
-        json: value.slice(first + owner_len + 2..),
-    })
+    let mut json = Bytes::from(value);
+    json.advance(first + owner_len + 2);
+    Some(Cached::Task { version, json })
 }
 
 /// A version as [`entry`] writes it: decimal digits, at most 18 (enough
@@ -330,14 +331,14 @@ mod tests {
     #[test]
     fn parses_values_and_tombstones() {
         let user = Uuid::new_v4();
-        let Some(Cached::Task { version, json }) =
-            parse(Bytes::from(entry(7, user, "{\"a\":\"x|y\"}")), user)
-        else {
+        let caller = user.to_string();
+        let parse = |value: String| parse(value.into_bytes(), &caller, user);
+        let Some(Cached::Task { version, json }) = parse(entry(7, user, "{\"a\":\"x|y\"}")) else {
             panic!("expected a task");
         };
         assert_eq!((version, &json[..]), (7, &b"{\"a\":\"x|y\"}"[..]));
         assert!(matches!(
-            parse(Bytes::from(format!("{TOMBSTONE_VERSION}|-|")), user),
+            parse(format!("{TOMBSTONE_VERSION}|-|")),
             Some(Cached::Deleted)
         ));
         for garbage in [
@@ -347,21 +348,22 @@ mod tests {
             "-1|y|{}",
             "12345678901234567890|y|{}",
         ] {
-            assert!(parse(Bytes::from(garbage), user).is_none(), "{garbage}");
+            assert!(parse(garbage.into()).is_none(), "{garbage}");
         }
     }
 
     #[test]
     fn an_owner_is_compared_whatever_its_spelling() {
         let user = Uuid::new_v4();
-        let upper = format!("3|{}|{{}}", user.to_string().to_uppercase());
+        let caller = user.to_string();
+        let parse = |value: String| parse(value.into_bytes(), &caller, user);
+        let upper = format!("3|{}|{{}}", caller.to_uppercase());
         assert!(matches!(
-            parse(Bytes::from(upper), user),
+            parse(upper),
             Some(Cached::Task { version: 3, .. })
         ));
-        let other = Bytes::from(entry(3, Uuid::new_v4(), "{}"));
-        assert!(matches!(parse(other, user), Some(Cached::NotOwned)));
-        let unreadable = Bytes::from("3|not-an-id|{}");
-        assert!(parse(unreadable, user).is_none());
+        let other = entry(3, Uuid::new_v4(), "{}");
+        assert!(matches!(parse(other), Some(Cached::NotOwned)));
+        assert!(parse("3|not-an-id|{}".into()).is_none());
     }
 }

@@ -22,10 +22,19 @@ impl RedisKeys {
     /// (Built by hand, not with `format!`: every cached read names one.)
     pub fn task(&self, user_id: Uuid, task_id: Uuid) -> String {
         let mut buf = Uuid::encode_buffer();
+        self.task_of(user_id.hyphenated().encode_lower(&mut buf), task_id)
+    }
+
+    /// [`RedisKeys::task`] for an owner id already written as text,
+    /// hyphenated and lower-case: a cached read needs that text again to
+    /// check the entry's owner, and writes it once.
+    pub fn task_of(&self, user_id: &str, task_id: Uuid) -> String {
+        debug_assert_eq!(user_id.len(), uuid::fmt::Hyphenated::LENGTH);
+        let mut buf = Uuid::encode_buffer();
         let mut key = String::with_capacity(self.namespace.len() + 84);
         key.push_str(&self.namespace);
         key.push_str(":{");
-        key.push_str(user_id.hyphenated().encode_lower(&mut buf));
+        key.push_str(user_id);
         key.push_str("}:task:");
         key.push_str(task_id.hyphenated().encode_lower(&mut buf));
         key
