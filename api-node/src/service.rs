@@ -108,12 +108,16 @@ pub async fn handle(
 /// per request: 64 random bits drawn once per process, then a number
 /// unique within the process.
 fn new_request_id() -> HeaderValue {
-    static PROCESS: OnceLock<u64> = OnceLock::new();
-    let process = *PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
-    let n = next_request_number();
+    // The process's half, written as hex once.
+    static PROCESS: OnceLock<[u8; 16]> = OnceLock::new();
+    let process = PROCESS.get_or_init(|| {
+        let mut hex = [0u8; 16];
+        hex_into(&mut hex, uuid::Uuid::new_v4().as_u64_pair().0);
+        hex
+    });
     let mut id = [0u8; 32];
-    hex_into(&mut id[..16], process);
-    hex_into(&mut id[16..], n);
+    id[..16].copy_from_slice(process);
+    hex_into(&mut id[16..], next_request_number());
     HeaderValue::from_bytes(&id).expect("BUG: hex is a valid header")
 }
 
