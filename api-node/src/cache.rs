@@ -301,7 +301,11 @@ fn parse(value: Vec<u8>, caller: &str, user_id: Uuid) -> Option<Cached> {
         return Some(Cached::Deleted);
     }
     let rest = &value[first + 1..];
-    let owner_len = rest.iter().position(|b| *b == b'|')?;
+    // An owner written as `entry` writes it ends where a hyphenated id does.
+    let owner_len = match rest.get(caller.len()) {
+        Some(b'|') => caller.len(),
+        _ => rest.iter().position(|b| *b == b'|')?,
+    };
     let owner = &rest[..owner_len];
     let owned = owner == caller.as_bytes()
         || std::str::from_utf8(owner).ok()?.parse::<Uuid>().ok()? == user_id;
