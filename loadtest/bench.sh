@@ -16,10 +16,13 @@
 # - one argon2 hash (loadgen's `hash_time`): login limit = cores / hash time.
 #
 #   BENCH_SECS=10      seconds per HTTP scenario
-#   BENCH_READ_ROUNDS=5  paired rounds of the cached read and its floor (each
+#   BENCH_READ_ROUNDS=9  paired rounds of the cached read and its floor (each
 #                      with an A/A pair: the floor against a twin of itself)
-#   BENCH_READ_FLOOR_PAD=560  busy-work iterations per request of the padded
-#                      floor (560: the api-node's instructions per cached read)
+#   BENCH_READ_SECS=6  seconds per server per read round (more, shorter rounds
+#                      than the other scenarios: the report takes the median
+#                      of the rounds, and one stall of this host spoils a round)
+#   BENCH_READ_FLOOR_PAD=470  busy-work iterations per request of the padded
+#                      floor (470: the api-node's instructions per cached read)
 #   BENCH_WRITE_ROUNDS=3 paired rounds of POST /api/tasks and pgbench's write
 #   WS_IDLE_CONNS=19000  idle sockets (the process fd limit here is 20,000)
 #   WS_FANOUT_CONNS=10000 WS_FANOUT_USERS=1000 WS_FANOUT_RATE=500
@@ -39,8 +42,9 @@ cd "$REPO"
 source "$REPO/scripts/services.sh"
 
 SECS="${BENCH_SECS:-10}"
-READ_ROUNDS="${BENCH_READ_ROUNDS:-5}"
-READ_FLOOR_PAD="${BENCH_READ_FLOOR_PAD:-560}"
+READ_ROUNDS="${BENCH_READ_ROUNDS:-9}"
+READ_SECS="${BENCH_READ_SECS:-6}"
+READ_FLOOR_PAD="${BENCH_READ_FLOOR_PAD:-470}"
 WRITE_ROUNDS="${BENCH_WRITE_ROUNDS:-3}"
 STATE="$REPO/.local/bench-$$"
 RESULTS="$REPO/loadtest/results"
@@ -194,13 +198,13 @@ for ((round = 1; round <= READ_ROUNDS; round++)); do
     ((round % 2)) || pair=(read_floor_padded cached_get read_floor read_floor_twin)
     for name in "${pair[@]}"; do
         if [[ $name == read_floor ]]; then
-            timed "$READ_FLOOR_PID" "read_floor_r$round" wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$READ_FLOOR_PORT/"
+            timed "$READ_FLOOR_PID" "read_floor_r$round" wrk -t1 -c64 -d"${READ_SECS}s" --latency "http://127.0.0.1:$READ_FLOOR_PORT/"
         elif [[ $name == read_floor_padded ]]; then
-            timed "$PADDED_PID" "read_floor_padded_r$round" wrk -t1 -c64 -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PADDED_PORT/api/tasks/$TASK"
+            timed "$PADDED_PID" "read_floor_padded_r$round" wrk -t1 -c64 -d"${READ_SECS}s" --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PADDED_PORT/api/tasks/$TASK"
         elif [[ $name == read_floor_twin ]]; then
-            timed "$TWIN_PID" "read_floor_twin_r$round" wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$TWIN_PORT/"
+            timed "$TWIN_PID" "read_floor_twin_r$round" wrk -t1 -c64 -d"${READ_SECS}s" --latency "http://127.0.0.1:$TWIN_PORT/"
         else
-            timed "$API_PID" "cached_get_r$round" wrk -t1 -c64 -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" "$API/api/tasks/$TASK"
+            timed "$API_PID" "cached_get_r$round" wrk -t1 -c64 -d"${READ_SECS}s" --latency -H "Authorization: Bearer $TOKEN" "$API/api/tasks/$TASK"
         fi
     done
 done
